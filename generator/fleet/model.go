@@ -1,0 +1,164 @@
+// Package fleet loads a MeshFleet file (YAML, JSON, CUE or Jsonnet),
+// validates it against the embedded CUE schema and the cross-cluster rules
+// of an Istio multi-cluster mesh, and returns the typed model the rest of
+// meshfleet works from. Every problem is reported with the file, line,
+// column and field path it concerns.
+package fleet
+
+import (
+	"slices"
+	"sort"
+)
+
+// Role is what a cluster does in the mesh.
+type Role string
+
+// The cluster roles.
+const (
+	Primary Role = "primary" // runs istiod
+	Remote  Role = "remote"  // served by a primary's istiod
+)
+
+// Control-plane and network layouts of a mesh.
+const (
+	MultiPrimary  = "multi-primary"
+	PrimaryRemote = "primary-remote"
+	SingleNetwork = "single-network"
+	MultiNetwork  = "multi-network"
+)
+
+// Secret providers.
+const (
+	ProviderPlaceholder     = "placeholder"
+	ProviderExternalSecrets = "external-secrets"
+)
+
+// Fleet is a validated MeshFleet.
+type Fleet struct {
+	APIVersion string   `json:"apiVersion"`
+	Kind       string   `json:"kind"`
+	Metadata   Metadata `json:"metadata"`
+	Spec       Spec     `json:"spec"`
+
+	// Clusters are the clusters of Spec.Clusters sorted by name, with
+	// their names filled in.
+	Clusters []*Cluster `json:"-"`
+}
+
+// Metadata names the fleet.
+type Metadata struct {
+	Name string `json:"name"`
+}
+
+// Spec is the mesh and its clusters.
+type Spec struct {
+	Mesh     Mesh                `json:"mesh"`
+	Istio    Istio               `json:"istio"`
+	Topology *Topology           `json:"topology,omitempty"`
+	Secrets  Secrets             `json:"secrets"`
+	Clusters map[string]*Cluster `json:"clusters"`
+}
+
+// Mesh holds the identifiers every cluster must agree on.
+type Mesh struct {
+	ID          string `json:"id"`
+	TrustDomain string `json:"trustDomain"`
+}
+
+// Istio is the release and revision installed in every cluster.
+type Istio struct {
+	Version  string `json:"version"`
+	Hub      string `json:"hub"`
+	Revision string `json:"revision"`
+}
+
+// Topology is the layout a fleet declares for itself.
+type Topology struct {
+	ControlPlane string `json:"controlPlane,omitempty"`
+	Network      string `json:"network,omitempty"`
+}
+
+// Secrets says where remote secrets and the CA bundle come from.
+type Secrets struct {
+	Provider        string `json:"provider"`
+	Store           Store  `json:"store"`
+	RefreshInterval string `json:"refreshInterval"`
+	KeyPrefix       string `json:"keyPrefix"`
+}
+
+// Store is an External Secrets Operator store.
+type Store struct {
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+}
+
+// Cluster is one Kubernetes cluster of the mesh.
+type Cluster struct {
+	Name            string   `json:"-"`
+	Role            Role     `json:"role"`
+	Network         string   `json:"network"`
+	APIServer       string   `json:"apiServer"`
+	ControlPlane    string   `json:"controlPlane"`
+	EastWestGateway *Gateway `json:"eastWestGateway,omitempty"`
+}
+
+// Gateway is a cluster's east-west gateway.
+type Gateway struct {
+	Address string `json:"address"`
+}
+
+// index fills in Clusters from Spec.Clusters.
+func (f *Fleet) index() {
+	f.Clusters = f.Clusters[:0]
+	for name, c := range f.Spec.Clusters {
+		c.Name = name
+		f.Clusters = append(f.Clusters, c)
+	}
+	sort.Slice(f.Clusters, func(i, j int) bool { return f.Clusters[i].Name < f.Clusters[j].Name })
+}
+
+// Cluster returns the cluster with the given name, or nil.
+func (f *Fleet) Cluster(name string) *Cluster { return f.Spec.Clusters[name] }
+
+// RemotesOf returns the remotes served by primary p, sorted by name.
+func (f *Fleet) RemotesOf(p *Cluster) []*Cluster {
+	var rs []*Cluster
+	for _, c := range f.Clusters {
+		if c.Role == Remote && c.ControlPlane == p.Name {
+			rs = append(rs, c)
+		}
+	}
+	return rs
+}
+
+// ServesRemotes reports whether c is a primary with at least one remote.
+func (f *Fleet) ServesRemotes(c *Cluster) bool {
+	return c.Role == Primary && slices.ContainsFunc(f.Clusters, func(r *Cluster) bool {
+		return r.Role == Remote && r.ControlPlane == c.Name
+	})
+}
+
+// ControlPlane is the control-plane layout the clusters imply:
+// primary-remote when any cluster is a remote, multi-primary otherwise.
+func (f *Fleet) ControlPlane() string {
+	for _, c := range f.Clusters {
+		if c.Role == Remote {
+			return PrimaryRemote
+		}
+	}
+	return MultiPrimary
+}
+
+// Network is the network layout the clusters imply: multi-network when
+// they name more than one network.
+func (f *Fleet) Network() string {
+	for _, c := range f.Clusters {
+		if c.Network != f.Clusters[0].Network {
+			return MultiNetwork
+		}
+	}
+	return SingleNetwork
+}
+
+// MultiNetwork reports whether the clusters span more than one network.
+func (f *Fleet) MultiNetwork() bool { return f.Network() == MultiNetwork }

@@ -1,0 +1,158 @@
+package fleet
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"cuelang.org/go/cue"
+	cueerrors "cuelang.org/go/cue/errors"
+	"cuelang.org/go/cue/token"
+
+	"github.com/meshfleet/meshfleet/schemas"
+)
+
+// validateSchema unifies the user's data with #MeshFleet and reports every
+// violation it can find.
+func validateSchema(ctx *cue.Context, filename string, data cue.Value) (cue.Value, error) {
+	schema := ctx.CompileBytes(schemas.MeshFleet, cue.Filename(schemas.Filename))
+	if err := schema.Err(); err != nil {
+		panic(fmt.Sprintf("embedded schema does not compile: %v", err)) // a build bug
+	}
+	v := data.Unify(schema.LookupPath(cue.ParsePath("#MeshFleet")))
+	// CUE hides "required but not present" errors behind any other error
+	// in the same value, so each cluster and each part of the spec is
+	// validated on its own as well: a typo in one cluster does not hide a
+	// missing field in another.
+	parts := []cue.Value{v}
+	if spec := v.LookupPath(cue.ParsePath("spec")); spec.Exists() {
+		if it, err := spec.Fields(cue.Optional(true)); err == nil {
+			for it.Next() {
+				parts = append(parts, it.Value())
+			}
+		}
+		if it, err := spec.LookupPath(cue.ParsePath("clusters")).Fields(); err == nil {
+			for it.Next() {
+				parts = append(parts, it.Value())
+			}
+		}
+	}
+	var errs Errors
+	for _, p := range parts {
+		if err := p.Validate(cue.Concrete(true), cue.All()); err != nil {
+			errs = append(errs, convert(filename, data, err).(Errors)...)
+		}
+	}
+	return v, errs.orNil()
+}
+
+// convert turns CUE errors into Errors that point into the user's file.
+// Disjunction failures, which CUE reports as one error per arm, become a
+// single error that lists the allowed values.
+func convert(filename string, data cue.Value, err error) error {
+	var errs Errors
+	arms := map[string][]cueerrors.Error{}
+	for _, e := range cueerrors.Errors(err) {
+		path := strings.Join(unquote(e.Path()), ".")
+		format, args := e.Msg()
+		switch {
+		case strings.HasSuffix(format, "errors in empty disjunction:"):
+			continue
+		case strings.HasPrefix(format, "conflicting values") && len(args) == 2 && hasSchemaPos(e):
+			if _, seen := arms[path]; !seen {
+				errs = append(errs, &Error{Path: path}) // filled in below
+			}
+			arms[path] = append(arms[path], e)
+			continue
+		}
+		msg := fmt.Sprintf(format, args...)
+		if msg == "" {
+			msg = e.Error()
+		}
+		errs = append(errs, &Error{Pos: position(filename, data, e), Path: path, Msg: msg})
+	}
+	for _, ue := range errs {
+		if es, ok := arms[ue.Path]; ok && ue.Msg == "" {
+			ue.Pos = position(filename, data, es[0])
+			ue.Msg = disjunctionMsg(filename, es)
+		}
+	}
+	return errs
+}
+
+// disjunctionMsg says which value was given and which were allowed.
+func disjunctionMsg(filename string, arms []cueerrors.Error) string {
+	var got string
+	var want []string
+	for _, e := range arms {
+		_, args := e.Msg()
+		a, b := fmt.Sprint(args[0]), fmt.Sprint(args[1])
+		// The user's value is the argument positioned in the user's file;
+		// CUE puts it first or second depending on the conflict.
+		if userFirst(filename, e) {
+			a, b = b, a
+		}
+		got = b
+		if !slices.Contains(want, a) {
+			want = append(want, a)
+		}
+	}
+	if len(want) == 1 {
+		return fmt.Sprintf("conflicting values %s and %s", want[0], got)
+	}
+	return fmt.Sprintf("invalid value %s (want one of %s)", got, strings.Join(want, ", "))
+}
+
+// userFirst reports whether the first position of a conflict lies in the
+// user's file.
+func userFirst(filename string, e cueerrors.Error) bool {
+	ps := cueerrors.Positions(e)
+	return len(ps) > 0 && ps[0].Filename() == filename
+}
+
+func hasSchemaPos(e cueerrors.Error) bool {
+	return slices.ContainsFunc(cueerrors.Positions(e), func(p token.Pos) bool { return p.Filename() == schemas.Filename })
+}
+
+// position finds where an error belongs in the user's file: its own
+// position there if CUE has one, else the closest enclosing field the user
+// wrote (a missing field is reported at its parent).
+func position(filename string, data cue.Value, e cueerrors.Error) Position {
+	for _, p := range cueerrors.Positions(e) {
+		if p.Filename() == filename {
+			return Position{filename, p.Line(), p.Column()}
+		}
+	}
+	return lookupPos(filename, data, unquote(e.Path()))
+}
+
+// lookupPos returns the position of the longest prefix of path that
+// exists in data.
+func lookupPos(filename string, data cue.Value, path []string) Position {
+	if !data.Exists() {
+		return Position{File: filename}
+	}
+	for n := len(path); n >= 0; n-- {
+		sels := make([]cue.Selector, n)
+		for i, s := range path[:n] {
+			sels[i] = cue.Str(s)
+		}
+		if p := data.LookupPath(cue.MakePath(sels...)).Pos(); p.IsValid() && p.Filename() == filename {
+			return Position{filename, p.Line(), p.Column()}
+		}
+	}
+	return Position{File: filename, Line: 1, Column: 1}
+}
+
+// unquote turns CUE path labels like "\"a.b\"" into a.b.
+func unquote(path []string) []string {
+	out := make([]string, len(path))
+	for i, s := range path {
+		if u, err := strconv.Unquote(s); err == nil {
+			s = u
+		}
+		out[i] = s
+	}
+	return out
+}
