@@ -9,8 +9,6 @@ import (
 	"path"
 	"sort"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/meshfleet/meshfleet/generator/mesh"
 )
 
@@ -84,12 +82,10 @@ func (t Tree) addFile(name, header string, objs []mesh.Object) error {
 	var b bytes.Buffer
 	b.WriteString(header)
 	for _, o := range objs {
-		y, err := yaml.Marshal(o)
-		if err != nil {
+		b.WriteString("---\n")
+		if err := marshal(&b, o); err != nil {
 			return fmt.Errorf("marshal %s: %w", name, err)
 		}
-		b.WriteString("---\n")
-		b.Write(y)
 	}
 	t[name] = b.Bytes()
 	return nil

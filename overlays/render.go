@@ -16,7 +16,7 @@ func Render(f *fleet.Fleet) (Tree, error) {
 	for i, c := range f.Clusters {
 		names[i] = c.Name
 	}
-	if _, err := Verify(t, names); err != nil {
+	if err := Verify(t, names); err != nil {
 		return nil, err
 	}
 	return t, nil

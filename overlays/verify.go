@@ -8,28 +8,26 @@ import (
 	"sync"
 
 	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
 // Verify builds the overlay of every cluster in t with kustomize, exactly
 // as `kustomize build` would (default load restrictions, no plugins), and
-// checks that every namespaced object has its namespace set. It returns
-// the built manifests of each cluster.
-func Verify(t Tree, clusters []string) (map[string][]byte, error) {
-	fs := filesys.MakeFsInMemory()
-	for p, b := range t {
-		if err := fs.WriteFile("/"+p, b); err != nil {
-			return nil, err
-		}
+// checks that every namespaced object has its namespace set. Clusters are
+// built in parallel, one per CPU.
+func Verify(t Tree, clusters []string) error {
+	fs, err := memFS(t)
+	if err != nil {
+		return err
 	}
-	built := make([][]byte, len(clusters))
 	errs := make([]error, len(clusters))
 	var wg sync.WaitGroup
 	work := make(chan int)
 	for range min(runtime.GOMAXPROCS(0), len(clusters)) {
 		wg.Go(func() {
 			for i := range work {
-				built[i], errs[i] = build(fs, clusters[i])
+				_, errs[i] = build(fs, clusters[i])
 			}
 		})
 	}
@@ -38,11 +36,31 @@ func Verify(t Tree, clusters []string) (map[string][]byte, error) {
 	}
 	close(work)
 	wg.Wait()
-	out := map[string][]byte{}
-	for i, c := range clusters {
-		out[c] = built[i]
+	return errors.Join(errs...)
+}
+
+// Build builds one cluster's overlay in t and returns its manifests as a
+// YAML stream, as `kustomize build` prints them.
+func Build(t Tree, cluster string) ([]byte, error) {
+	fs, err := memFS(t)
+	if err != nil {
+		return nil, err
 	}
-	return out, errors.Join(errs...)
+	m, err := build(fs, cluster)
+	if err != nil {
+		return nil, err
+	}
+	return m.AsYaml()
+}
+
+func memFS(t Tree) (filesys.FileSystem, error) {
+	fs := filesys.MakeFsInMemory()
+	for p, b := range t {
+		if err := fs.WriteFile("/"+p, b); err != nil {
+			return nil, err
+		}
+	}
+	return fs, nil
 }
 
 // BuildOptions are the options of the kustomize CLI's `build`: plugins
@@ -54,7 +72,7 @@ func BuildOptions() *krusty.Options {
 	return opts
 }
 
-func build(fs filesys.FileSystem, cluster string) ([]byte, error) {
+func build(fs filesys.FileSystem, cluster string) (resmap.ResMap, error) {
 	dir := "/" + ClusterDir(cluster)
 	m, err := krusty.MakeKustomizer(BuildOptions()).Run(fs, dir)
 	if err != nil {
@@ -70,5 +88,5 @@ func build(fs filesys.FileSystem, cluster string) ([]byte, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return m.AsYaml()
+	return m, nil
 }
