@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
 	cueerrors "cuelang.org/go/cue/errors"
 	"cuelang.org/go/cue/token"
 
@@ -75,40 +76,42 @@ func convert(filename string, data cue.Value, err error) error {
 	for _, ue := range errs {
 		if es, ok := arms[ue.Path]; ok && ue.Msg == "" {
 			ue.Pos = position(filename, data, es[0])
-			ue.Msg = disjunctionMsg(filename, es)
+			ue.Msg = disjunctionMsg(es)
 		}
 	}
 	return errs
 }
 
-// disjunctionMsg says which value was given and which were allowed.
-func disjunctionMsg(filename string, arms []cueerrors.Error) string {
-	var got string
-	var want []string
+// disjunctionMsg says which value was given and which were allowed. Each
+// arm's error names the arm's value and the user's; the user's value is
+// the one every arm names.
+func disjunctionMsg(arms []cueerrors.Error) string {
+	count := map[string]int{}
+	var order []string
 	for _, e := range arms {
 		_, args := e.Msg()
-		a, b := fmt.Sprint(args[0]), fmt.Sprint(args[1])
-		// The user's value is the argument positioned in the user's file;
-		// CUE puts it first or second depending on the conflict.
-		if userFirst(filename, e) {
-			a, b = b, a
-		}
-		got = b
-		if !slices.Contains(want, a) {
-			want = append(want, a)
+		for _, a := range args {
+			s := fmt.Sprint(a)
+			if count[s] == 0 {
+				order = append(order, s)
+			}
+			count[s]++
 		}
 	}
-	if len(want) == 1 {
-		return fmt.Sprintf("conflicting values %s and %s", want[0], got)
+	var got string
+	var want []string
+	for _, s := range order {
+		if count[s] == len(arms) && got == "" && len(arms) > 1 {
+			got = s
+		} else {
+			want = append(want, s)
+		}
+	}
+	if got == "" {
+		format, args := arms[0].Msg()
+		return fmt.Sprintf(format, args...)
 	}
 	return fmt.Sprintf("invalid value %s (want one of %s)", got, strings.Join(want, ", "))
-}
-
-// userFirst reports whether the first position of a conflict lies in the
-// user's file.
-func userFirst(filename string, e cueerrors.Error) bool {
-	ps := cueerrors.Positions(e)
-	return len(ps) > 0 && ps[0].Filename() == filename
 }
 
 func hasSchemaPos(e cueerrors.Error) bool {
@@ -138,7 +141,7 @@ func lookupPos(filename string, data cue.Value, path []string) Position {
 		for i, s := range path[:n] {
 			sels[i] = cue.Str(s)
 		}
-		if p := data.LookupPath(cue.MakePath(sels...)).Pos(); p.IsValid() && p.Filename() == filename {
+		if p := valuePos(data.LookupPath(cue.MakePath(sels...))); p.IsValid() && p.Filename() == filename {
 			return Position{filename, p.Line(), p.Column()}
 		}
 	}
@@ -155,4 +158,13 @@ func unquote(path []string) []string {
 		out[i] = s
 	}
 	return out
+}
+
+// valuePos is where v's value starts: for a field, past its key, so that
+// positions agree with the ones CUE gives for conflicts.
+func valuePos(v cue.Value) token.Pos {
+	if f, ok := v.Source().(*ast.Field); ok && f.Value != nil && f.Value.Pos().IsValid() {
+		return f.Value.Pos()
+	}
+	return v.Pos()
 }

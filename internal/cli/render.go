@@ -30,8 +30,8 @@ func runRender(io IO, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(io.Out, "rendered %d clusters into %s: %d files written, %d removed, %d unchanged\n",
-		len(f.Clusters), *out, res.Written, res.Removed, res.Unchanged)
+	fmt.Fprintf(io.Out, "rendered %s into %s: %d files written, %d removed, %d unchanged\n",
+		plural(len(f.Clusters), "cluster"), *out, res.Written, res.Removed, res.Unchanged)
 	return nil
 }
 
@@ -48,7 +48,7 @@ func runValidate(io IO, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(io.Out, "%s: fleet %s is valid: %d clusters, %s, %s\n", *file, f.Metadata.Name, len(f.Clusters), f.ControlPlane(), f.Network())
+	fmt.Fprintf(io.Out, "%s: fleet %s is valid: %s, %s, %s\n", *file, f.Metadata.Name, plural(len(f.Clusters), "cluster"), f.ControlPlane(), f.Network())
 	return nil
 }
 
@@ -58,4 +58,11 @@ func runSchema(io IO, args []string) error {
 	}
 	_, err := io.Out.Write(schemas.MeshFleet)
 	return err
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
