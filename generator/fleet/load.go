@@ -75,7 +75,8 @@ func build(ctx *cue.Context, filename string, src []byte) (cue.Value, error) {
 // because CUE merges duplicate keys silently and turns a stream of several
 // documents into a list.
 func buildYAML(ctx *cue.Context, filename string, src []byte) (cue.Value, error) {
-	if err := checkYAML(filename, src); err != nil {
+	src, err := checkYAML(filename, src)
+	if err != nil {
 		return cue.Value{}, err
 	}
 	f, err := cueyaml.Extract(filename, src)
@@ -87,21 +88,35 @@ func buildYAML(ctx *cue.Context, filename string, src []byte) (cue.Value, error)
 }
 
 // checkYAML reports syntax errors, streams of several documents and
-// duplicate keys with their positions.
-func checkYAML(filename string, src []byte) error {
+// duplicate keys with their positions. It returns src without trailing
+// empty documents, which CUE would otherwise turn into a list.
+func checkYAML(filename string, src []byte) ([]byte, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
-		return Errors{{Pos: Position{File: filename}, Msg: "the file is empty"}}
+		return nil, Errors{{Pos: Position{File: filename}, Msg: "the file is empty"}}
 	} else if err != nil {
-		return Errors{yamlError(filename, err)}
+		return nil, Errors{yamlError(filename, err)}
 	}
-	var next yaml.Node
-	switch err := dec.Decode(&next); {
-	case err == nil:
-		return Errors{{Pos: Position{filename, next.Line, next.Column}, Msg: "a fleet file holds one document; found a second one"}}
-	case !errors.Is(err, io.EOF):
-		return Errors{yamlError(filename, err)}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, Errors{{Pos: Position{filename, root.Line, root.Column}, Msg: "a fleet file is a mapping with apiVersion, kind, metadata and spec"}}
+	}
+	trim := false
+	for {
+		var next yaml.Node
+		err := dec.Decode(&next)
+		if errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil, Errors{yamlError(filename, err)}
+		}
+		if c := next.Content; len(c) == 1 && c[0].Kind == yaml.ScalarNode && c[0].Tag == "!!null" && c[0].Value == "" {
+			// An empty document, as after a trailing "---": cut it off.
+			trim = true
+			continue
+		}
+		return nil, Errors{{Pos: Position{filename, next.Line, next.Column}, Msg: "a fleet file holds one document; found a second one"}}
 	}
 	var errs Errors
 	var walk func(n *yaml.Node, path []string)
@@ -129,8 +144,25 @@ func checkYAML(filename string, src []byte) error {
 			}
 		}
 	}
-	walk(doc.Content[0], nil)
-	return errs.orNil()
+	walk(root, nil)
+	if trim {
+		src = endOfDocument(src, root.Line)
+	}
+	return src, errs.orNil()
+}
+
+// endOfDocument returns src up to the first document marker ("---" or
+// "...") after line n, where the first document's content starts.
+func endOfDocument(src []byte, n int) []byte {
+	offset, line := 0, 1
+	for l := range strings.Lines(string(src)) {
+		if line > n && (strings.HasPrefix(l, "---") || strings.HasPrefix(l, "...")) {
+			return src[:offset]
+		}
+		offset += len(l)
+		line++
+	}
+	return src
 }
 
 // yamlError turns a YAML parser error ("yaml: line 3: did not find …")
