@@ -43,6 +43,7 @@ var commands []command
 func init() {
 	commands = []command{
 		{"render", "validate the fleet file and write every cluster's overlay", runRender},
+		{"check", "render in memory and show how the output directory differs", runCheck},
 		{"validate", "validate the fleet file; print every error", runValidate},
 		{"schema", "print the embedded CUE schema of the fleet file", runSchema},
 		{"version", "print meshfleet's version", runVersion},
@@ -65,6 +66,8 @@ func Run(args []string, io IO) int {
 		return exitOK
 	case errors.Is(err, pflag.ErrHelp):
 		return exitOK
+	case errors.Is(err, errDrift):
+		return exitFailure
 	case errors.As(err, &ue):
 		fmt.Fprintf(io.Err, "meshfleet: %s\nRun 'meshfleet help' for usage.\n", ue.msg)
 		return exitUsage

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/meshfleet/meshfleet/generator/fleet"
 	"github.com/meshfleet/meshfleet/overlays"
@@ -65,4 +67,42 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// errDrift says check found differences; they are already printed.
+var errDrift = errors.New("drift")
+
+func runCheck(io IO, args []string) error {
+	fs := flags("check", io.Out)
+	file := fs.StringP("fleet", "f", "", "fleet file (.yaml, .yml, .json, .cue or .jsonnet)")
+	out := fs.StringP("out", "o", "", "output directory to compare with")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := required("check", "fleet", *file, "out", *out); err != nil {
+		return err
+	}
+	f, err := fleet.Load(*file)
+	if err != nil {
+		return err
+	}
+	t, err := overlays.Render(f)
+	if err != nil {
+		return err
+	}
+	d, err := overlays.Drift(*out, t)
+	if err != nil || len(d) == 0 {
+		return err
+	}
+	io.Out.Write(d)
+	fmt.Fprintf(io.Err, "%s is out of date with %s; to fix it, run:\n  meshfleet render -f %s -o %s\n", *out, *file, shellQuote(*file), shellQuote(*out))
+	return errDrift
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:@+") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
