@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/meshfleet/meshfleet/generator/fleet"
+	"github.com/meshfleet/meshfleet/overlays"
+)
+
+func runKRM(io IO, args []string) error {
+	fs := flags("krm", io.Out)
+	cluster := fs.String("cluster", "", "cluster whose objects to emit (else spec.cluster of the ClusterOverlay, or the meshfleet.dev/cluster annotation of an inline MeshFleet)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	return overlays.KRM(io.In, io.Out, dir, *cluster)
+}
+
+// cmpParams are the plugin parameters meshfleet cmp takes, each also a
+// flag and an ARGOCD_ENV_MESHFLEET_<NAME> variable.
+var cmpParams = []string{"cluster", "fleet"}
+
+// runCMP is Argo CD's config-management-plugin generate step: it prints
+// one cluster's manifests, run in the application's source directory.
+// Settings come, each overriding the one before, from flags, from
+// ARGOCD_ENV_MESHFLEET_CLUSTER / _FLEET and from the plugin parameters in
+// ARGOCD_APP_PARAMETERS. Without a cluster, the application's name picks
+// it: a cluster of that name, or the one the name ends with after a '-'.
+func runCMP(io IO, args []string) error {
+	fs := flags("cmp", io.Out)
+	file := fs.StringP("fleet", "f", "fleet.yaml", "fleet file, relative to the application's source directory")
+	cluster := fs.String("cluster", "", "cluster whose manifests to print (default: derived from ARGOCD_APP_NAME)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := cmpSettings(fs); err != nil {
+		return err
+	}
+	f, err := fleet.Load(*file)
+	if err != nil {
+		return err
+	}
+	if *cluster == "" {
+		if *cluster, err = clusterFromApp(f, os.Getenv("ARGOCD_APP_NAME")); err != nil {
+			return err
+		}
+	}
+	m, err := overlays.ClusterManifests(f, *cluster)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(m)) == 0 { // Argo CD would prune everything
+		return fmt.Errorf("cluster %s of fleet %s has no objects; refusing to print an empty manifest", *cluster, f.Metadata.Name)
+	}
+	_, err = io.Out.Write(m)
+	return err
+}
+
+// cmpSettings maps Argo CD's environment onto the flags.
+func cmpSettings(fs *pflag.FlagSet) error {
+	for _, name := range cmpParams {
+		if v, ok := os.LookupEnv("ARGOCD_ENV_MESHFLEET_" + strings.ToUpper(name)); ok {
+			if err := fs.Set(name, v); err != nil {
+				return err
+			}
+		}
+	}
+	raw := os.Getenv("ARGOCD_APP_PARAMETERS")
+	if raw == "" {
+		return nil
+	}
+	var params []struct {
+		Name   string            `json:"name"`
+		String *string           `json:"string"`
+		Array  []string          `json:"array"`
+		Map    map[string]string `json:"map"`
+	}
+	if err := json.Unmarshal([]byte(raw), &params); err != nil {
+		return fmt.Errorf("ARGOCD_APP_PARAMETERS: %w", err)
+	}
+	for _, p := range params {
+		switch {
+		case !slices.Contains(cmpParams, p.Name):
+			return usagef("cmp: unknown plugin parameter %q (meshfleet takes %s)", p.Name, strings.Join(cmpParams, ", "))
+		case p.String == nil:
+			return usagef("cmp: plugin parameter %q takes a string", p.Name)
+		}
+		if err := fs.Set(p.Name, *p.String); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// clusterFromApp finds the cluster an Argo CD application is for.
+func clusterFromApp(f *fleet.Fleet, app string) (string, error) {
+	if app == "" {
+		return "", usagef("cmp: no cluster: set ARGOCD_ENV_MESHFLEET_CLUSTER, the cluster parameter, or name the application after the cluster")
+	}
+	app = app[strings.LastIndexAny(app, "/_")+1:] // drop a namespace qualifier
+	best := ""
+	for _, c := range f.Clusters {
+		if c.Name == app {
+			return c.Name, nil
+		}
+		if strings.HasSuffix(app, "-"+c.Name) && len(c.Name) > len(best) {
+			best = c.Name
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("application %s matches no cluster of fleet %s: name it <cluster> or <prefix>-<cluster>, or set ARGOCD_ENV_MESHFLEET_CLUSTER", app, f.Metadata.Name)
+	}
+	return best, nil
+}

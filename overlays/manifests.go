@@ -1,0 +1,27 @@
+package overlays
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/meshfleet/meshfleet/generator/fleet"
+	"github.com/meshfleet/meshfleet/generator/mesh"
+)
+
+// ClusterManifests renders f and returns what `kustomize build` prints for
+// the overlay of one cluster: every object the cluster applies. Only that
+// overlay is built, which keeps the plugin modes fast.
+func ClusterManifests(f *fleet.Fleet, cluster string) ([]byte, error) {
+	if f.Cluster(cluster) == nil {
+		names := make([]string, len(f.Clusters))
+		for i, c := range f.Clusters {
+			names[i] = c.Name
+		}
+		return nil, fmt.Errorf("cluster %q is not in fleet %s (it has %s)", cluster, f.Metadata.Name, strings.Join(names, ", "))
+	}
+	t, err := Layout(mesh.Build(f))
+	if err != nil {
+		return nil, err
+	}
+	return Build(t, cluster)
+}
