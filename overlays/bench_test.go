@@ -29,3 +29,38 @@ func BenchmarkRender(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCheck measures `meshfleet check` on an up-to-date tree: what
+// the pre-commit and CI drift check pay on every run.
+func BenchmarkCheck(b *testing.B) {
+	for _, n := range []int{10, 100} {
+		src := fleetgen.YAML(fleetgen.MultiPrimaryMultiNetwork, n)
+		f, err := fleet.Parse("fleet.yaml", src)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tree, err := overlays.Render(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		dir := b.TempDir()
+		if _, err := overlays.Write(dir, tree); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			for b.Loop() {
+				f, err := fleet.Parse("fleet.yaml", src)
+				if err != nil {
+					b.Fatal(err)
+				}
+				t, err := overlays.Render(f)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if d, err := overlays.Drift(dir, t); err != nil || len(d) > 0 {
+					b.Fatalf("drift on an up-to-date tree: %v\n%s", err, d)
+				}
+			}
+		})
+	}
+}
