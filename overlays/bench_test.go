@@ -53,12 +53,9 @@ func BenchmarkCheck(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				t, err := overlays.Render(f)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if d, err := overlays.Drift(dir, t); err != nil || len(d) > 0 {
-					b.Fatalf("drift on an up-to-date tree: %v\n%s", err, d)
+				c, err := overlays.Prepare(f, dir)
+				if err != nil || !c.Empty() {
+					b.Fatalf("drift on an up-to-date tree: %v", err)
 				}
 			}
 		})

@@ -21,3 +21,22 @@ func Render(f *fleet.Fleet) (Tree, error) {
 	}
 	return t, nil
 }
+
+// Prepare renders f for output directory dir: it lays out the overlays,
+// compares them with what dir holds, and verifies every overlay that
+// differs. Overlays identical to dir's are not built again; what Apply
+// writes has always been verified first.
+func Prepare(f *fleet.Fleet, dir string) (*Changes, error) {
+	t, err := Layout(mesh.Build(f))
+	if err != nil {
+		return nil, err
+	}
+	c, err := Compare(dir, t)
+	if err != nil {
+		return nil, err
+	}
+	if err := Verify(t, c.Clusters()); err != nil {
+		return nil, err
+	}
+	return c, nil
+}

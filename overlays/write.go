@@ -7,10 +7,13 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/rogpeppe/go-internal/diff"
 )
 
 // Manifest is the file in the output directory that lists, one path a
@@ -56,49 +59,153 @@ func ManifestFor(t Tree) []byte {
 	return b.Bytes()
 }
 
-// Write makes dir hold t. Files of an earlier render that t no longer has
-// are removed; files meshfleet did not write are never touched, and a file
-// of t that would replace one of them is an error. Every new file is
-// first written beside its target; only when all of them are on disk are
-// they renamed into place, so a failure leaves dir as it was.
-func Write(dir string, t Tree) (Result, error) {
-	var res Result
+// Changes is how an output directory differs from a rendered tree: the
+// files to write, the files to remove and their current contents. It is
+// computed once and then verified, shown (check) or applied (render).
+type Changes struct {
+	dir       string
+	want      Tree              // the rendered tree plus its manifest
+	changed   []string          // paths to (re)write, sorted
+	removed   []string          // owned paths no longer rendered, still on disk
+	current   map[string][]byte // contents on disk of changed and removed paths
+	unchanged int
+}
+
+// Compare reads dir and works out what making it hold t takes. A file of
+// t that would replace a file meshfleet did not write is an error, unless
+// their contents are identical.
+func Compare(dir string, t Tree) (*Changes, error) {
 	owned, err := Owned(dir)
 	if err != nil {
-		return res, err
+		return nil, err
 	}
 	isOwned := map[string]bool{}
 	for _, p := range owned {
 		isOwned[p] = true
 	}
-
-	want := Tree{Manifest: ManifestFor(t)}
+	c := &Changes{dir: dir, want: Tree{Manifest: ManifestFor(t)}, current: map[string][]byte{}}
 	for p, b := range t {
-		want[p] = b
+		c.want[p] = b
 	}
-	var changed, conflicts []string
-	for _, p := range want.Paths() {
+	var conflicts []string
+	for _, p := range c.want.Paths() {
 		cur, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
 		switch {
-		case err == nil && bytes.Equal(cur, want[p]):
+		case err == nil && bytes.Equal(cur, c.want[p]):
 			if p != Manifest {
-				res.Unchanged++
+				c.unchanged++
 			}
 		case err == nil && !isOwned[p] && p != Manifest:
 			conflicts = append(conflicts, p)
-		case err == nil || errors.Is(err, fs.ErrNotExist):
-			changed = append(changed, p)
+		case err == nil:
+			c.current[p] = cur
+			c.changed = append(c.changed, p)
+		case errors.Is(err, fs.ErrNotExist):
+			c.changed = append(c.changed, p)
 		default:
 			conflicts = append(conflicts, fmt.Sprintf("%s (%v)", p, err))
 		}
 	}
 	if len(conflicts) > 0 {
-		return res, fmt.Errorf("%s: refusing to replace files meshfleet did not write (move them away or delete them):\n  %s", dir, strings.Join(conflicts, "\n  "))
+		return nil, fmt.Errorf("%s: refusing to replace files meshfleet did not write (move them away or delete them):\n  %s", dir, strings.Join(conflicts, "\n  "))
 	}
+	for _, p := range owned {
+		if _, keep := t[p]; keep {
+			continue
+		}
+		cur, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		c.current[p] = cur
+		c.removed = append(c.removed, p)
+	}
+	return c, nil
+}
 
-	st := stage{root: dir}
-	for _, p := range changed {
-		if err := st.add(p, want[p]); err != nil {
+// Empty reports whether dir already holds the tree.
+func (c *Changes) Empty() bool { return len(c.changed) == 0 && len(c.removed) == 0 }
+
+// Clusters returns the clusters whose overlays the changes touch: the
+// ones that need verifying before the changes are applied. A change to a
+// shared base touches every cluster.
+func (c *Changes) Clusters() []string {
+	var all, touched []string
+	shared := false
+	for _, p := range c.want.Paths() {
+		if cl, ok := clusterOf(p); ok && path.Base(p) == Kustomize && path.Dir(p) == ClusterDir(cl) {
+			all = append(all, cl)
+		}
+	}
+	for _, p := range append(slices.Clone(c.changed), c.removed...) {
+		if strings.HasPrefix(p, SharedDir+"/") {
+			shared = true
+		} else if cl, ok := clusterOf(p); ok && slices.Contains(all, cl) && !slices.Contains(touched, cl) {
+			touched = append(touched, cl)
+		}
+	}
+	if shared {
+		return all
+	}
+	slices.Sort(touched)
+	return touched
+}
+
+// clusterOf returns the cluster whose overlay holds path p.
+func clusterOf(p string) (string, bool) {
+	rest, ok := strings.CutPrefix(p, ClustersDir+"/")
+	if !ok {
+		return "", false
+	}
+	cl, _, ok := strings.Cut(rest, "/")
+	return cl, ok
+}
+
+// Diff is a unified diff per file that would be written or removed.
+func (c *Changes) Diff() []byte {
+	var out bytes.Buffer
+	show := func(p string) {
+		oldName, newName := path.Join("a", p), path.Join("b", p)
+		cur, exists := c.current[p]
+		b, rendered := c.want[p]
+		if !exists {
+			oldName = "/dev/null"
+		}
+		if !rendered {
+			newName = "/dev/null"
+		}
+		out.Write(diff.Diff(oldName, cur, newName, b))
+	}
+	for _, p := range c.changed {
+		show(p)
+	}
+	for _, p := range c.removed {
+		show(p)
+	}
+	return out.Bytes()
+}
+
+// Write makes dir hold t; see [Compare] and [Changes.Apply].
+func Write(dir string, t Tree) (Result, error) {
+	c, err := Compare(dir, t)
+	if err != nil {
+		return Result{}, err
+	}
+	return c.Apply()
+}
+
+// Apply writes the changes. Files of an earlier render that the tree no
+// longer has are removed; files meshfleet did not write are never
+// touched. Every new file is first written beside its target; only when
+// all of them are on disk are they renamed into place, so a failure leaves
+// the directory as it was.
+func (c *Changes) Apply() (Result, error) {
+	res := Result{Unchanged: c.unchanged}
+	st := stage{root: c.dir}
+	for _, p := range c.changed {
+		if err := st.add(p, c.want[p]); err != nil {
 			st.abort()
 			return res, err
 		}
@@ -116,7 +223,7 @@ func Write(dir string, t Tree) (Result, error) {
 		return boolInt(a.target == Manifest) - boolInt(b.target == Manifest)
 	})
 	for _, f := range st.files {
-		if err := os.Rename(f.tmp, filepath.Join(dir, filepath.FromSlash(f.target))); err != nil {
+		if err := os.Rename(f.tmp, filepath.Join(c.dir, filepath.FromSlash(f.target))); err != nil {
 			st.abort()
 			return res, err
 		}
@@ -124,17 +231,13 @@ func Write(dir string, t Tree) (Result, error) {
 			res.Written++
 		}
 	}
-	for _, p := range owned {
-		if _, keep := t[p]; keep {
-			continue
-		}
-		full := filepath.Join(dir, filepath.FromSlash(p))
-		if err := os.Remove(full); err == nil {
-			res.Removed++
-			removeEmptyParents(dir, filepath.Dir(full))
-		} else if !errors.Is(err, fs.ErrNotExist) {
+	for _, p := range c.removed {
+		full := filepath.Join(c.dir, filepath.FromSlash(p))
+		if err := os.Remove(full); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return res, err
 		}
+		res.Removed++
+		removeEmptyParents(c.dir, filepath.Dir(full))
 	}
 	return res, nil
 }

@@ -166,3 +166,84 @@ func TestWriteIgnoresEscapingManifestEntries(t *testing.T) {
 		t.Errorf("file outside the output directory was touched: %q %v", b, err)
 	}
 }
+
+// Only the overlays a change touches need verifying; a shared base
+// touches every cluster.
+func TestChangesClusters(t *testing.T) {
+	dir := t.TempDir()
+	base := overlays.Tree{
+		"clusters/a/kustomization.yaml": []byte("a"),
+		"clusters/b/kustomization.yaml": []byte("b"),
+		"clusters/c/kustomization.yaml": []byte("c"),
+		"shared/x/kustomization.yaml":   []byte("x"),
+	}
+	mustWrite(t, dir, base)
+	with := func(changes map[string]string, drop ...string) overlays.Tree {
+		out := overlays.Tree{}
+		for p, b := range base {
+			out[p] = b
+		}
+		for p, b := range changes {
+			out[p] = []byte(b)
+		}
+		for _, p := range drop {
+			delete(out, p)
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		tree overlays.Tree
+		want []string
+	}{
+		{"nothing changed", base, nil},
+		{"one cluster's file", with(map[string]string{"clusters/b/namespace.yaml": "ns"}), []string{"b"}},
+		{"istioctl input", with(map[string]string{"clusters/c/istioctl/controlplane.yaml": "iop"}), []string{"c"}},
+		{"shared base", with(map[string]string{"shared/x/kustomization.yaml": "x2"}), []string{"a", "b", "c"}},
+		{"removed cluster", with(nil, "clusters/c/kustomization.yaml"), nil},
+	}
+	for _, tt := range tests {
+		c, err := overlays.Compare(dir, tt.tree)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Clusters(); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: Clusters() = %q, want %q", tt.name, got, tt.want)
+		}
+		if c.Empty() != (tt.name == "nothing changed") {
+			t.Errorf("%s: Empty() = %v", tt.name, c.Empty())
+		}
+	}
+}
+
+func TestVerifyRejectsBrokenOverlays(t *testing.T) {
+	tests := []struct {
+		name string
+		tree overlays.Tree
+		want string
+	}{{
+		name: "missing resource",
+		tree: overlays.Tree{"clusters/a/kustomization.yaml": []byte("resources:\n- gone.yaml\n")},
+		want: "kustomize build clusters/a: ",
+	}, {
+		name: "object without namespace",
+		tree: overlays.Tree{
+			"clusters/a/kustomization.yaml": []byte("resources:\n- s.yaml\n"),
+			"clusters/a/s.yaml":             []byte("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n"),
+		},
+		want: "kustomize build clusters/a: Secret s has no namespace",
+	}, {
+		name: "file outside the kustomization root",
+		tree: overlays.Tree{
+			"clusters/a/kustomization.yaml": []byte("resources:\n- ../../shared/s.yaml\n"),
+			"shared/s.yaml":                 []byte("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: s\n"),
+		},
+		want: "security; file",
+	}}
+	for _, tt := range tests {
+		err := overlays.Verify(tt.tree, []string{"a"})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: Verify = %v, want an error containing %q", tt.name, err, tt.want)
+		}
+	}
+}

@@ -24,11 +24,11 @@ func runRender(io IO, args []string) error {
 	if err != nil {
 		return err
 	}
-	t, err := overlays.Render(f)
+	c, err := overlays.Prepare(f, *out)
 	if err != nil {
 		return err
 	}
-	res, err := overlays.Write(*out, t)
+	res, err := c.Apply()
 	if err != nil {
 		return err
 	}
@@ -86,15 +86,11 @@ func runCheck(io IO, args []string) error {
 	if err != nil {
 		return err
 	}
-	t, err := overlays.Render(f)
-	if err != nil {
+	c, err := overlays.Prepare(f, *out)
+	if err != nil || c.Empty() {
 		return err
 	}
-	d, err := overlays.Drift(*out, t)
-	if err != nil || len(d) == 0 {
-		return err
-	}
-	io.Out.Write(d)
+	io.Out.Write(c.Diff())
 	fmt.Fprintf(io.Err, "%s is out of date with %s; to fix it, run:\n  meshfleet render -f %s -o %s\n", *out, *file, shellQuote(*file), shellQuote(*out))
 	return errDrift
 }
