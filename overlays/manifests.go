@@ -23,5 +23,5 @@ func ClusterManifests(f *fleet.Fleet, cluster string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Build(t, cluster)
+	return Build(t, ClusterDir(cluster))
 }

@@ -12,11 +12,7 @@ func Render(f *fleet.Fleet) (Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	names := make([]string, len(f.Clusters))
-	for i, c := range f.Clusters {
-		names[i] = c.Name
-	}
-	if err := Verify(t, names); err != nil {
+	if err := Verify(t, Roots(t)); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -35,7 +31,7 @@ func Prepare(f *fleet.Fleet, dir string) (*Changes, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := Verify(t, c.Clusters()); err != nil {
+	if err := Verify(t, c.Dirs()); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -3,7 +3,6 @@ package overlays
 import (
 	"errors"
 	"fmt"
-	"path"
 	"runtime"
 	"sync"
 
@@ -12,26 +11,26 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
-// Verify builds the overlay of every cluster in t with kustomize, exactly
-// as `kustomize build` would (default load restrictions, no plugins), and
-// checks that every namespaced object has its namespace set. Clusters are
+// Verify builds the overlays in dirs of t with kustomize, exactly as
+// `kustomize build` would (default load restrictions, no plugins), and
+// checks that every namespaced object has its namespace set. Overlays are
 // built in parallel, one per CPU.
-func Verify(t Tree, clusters []string) error {
+func Verify(t Tree, dirs []string) error {
 	fs, err := memFS(t)
 	if err != nil {
 		return err
 	}
-	errs := make([]error, len(clusters))
+	errs := make([]error, len(dirs))
 	var wg sync.WaitGroup
 	work := make(chan int)
-	for range min(runtime.GOMAXPROCS(0), len(clusters)) {
+	for range min(runtime.GOMAXPROCS(0), len(dirs)) {
 		wg.Go(func() {
 			for i := range work {
-				_, errs[i] = build(fs, clusters[i])
+				_, errs[i] = build(fs, dirs[i])
 			}
 		})
 	}
-	for i := range clusters {
+	for i := range dirs {
 		work <- i
 	}
 	close(work)
@@ -39,14 +38,14 @@ func Verify(t Tree, clusters []string) error {
 	return errors.Join(errs...)
 }
 
-// Build builds one cluster's overlay in t and returns its manifests as a
+// Build builds the overlay in dir of t and returns its manifests as a
 // YAML stream, as `kustomize build` prints them.
-func Build(t Tree, cluster string) ([]byte, error) {
+func Build(t Tree, dir string) ([]byte, error) {
 	fs, err := memFS(t)
 	if err != nil {
 		return nil, err
 	}
-	m, err := build(fs, cluster)
+	m, err := build(fs, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -72,18 +71,17 @@ func BuildOptions() *krusty.Options {
 	return opts
 }
 
-func build(fs filesys.FileSystem, cluster string) (resmap.ResMap, error) {
-	dir := "/" + ClusterDir(cluster)
-	m, err := krusty.MakeKustomizer(BuildOptions()).Run(fs, dir)
+func build(fs filesys.FileSystem, dir string) (resmap.ResMap, error) {
+	m, err := krusty.MakeKustomizer(BuildOptions()).Run(fs, "/"+dir)
 	if err != nil {
-		return nil, fmt.Errorf("kustomize build %s: %w", path.Join(ClustersDir, cluster), err)
+		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
 	}
 	var errs []error
 	for _, r := range m.Resources() {
 		if r.GetGvk().IsClusterScoped() || r.GetNamespace() != "" {
 			continue
 		}
-		errs = append(errs, fmt.Errorf("kustomize build %s: %s %s has no namespace", path.Join(ClustersDir, cluster), r.GetKind(), r.GetName()))
+		errs = append(errs, fmt.Errorf("kustomize build %s: %s %s has no namespace", dir, r.GetKind(), r.GetName()))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -128,39 +128,39 @@ func Compare(dir string, t Tree) (*Changes, error) {
 // Empty reports whether dir already holds the tree.
 func (c *Changes) Empty() bool { return len(c.changed) == 0 && len(c.removed) == 0 }
 
-// Clusters returns the clusters whose overlays the changes touch: the
-// ones that need verifying before the changes are applied. A change to a
-// shared base touches every cluster.
-func (c *Changes) Clusters() []string {
-	var all, touched []string
-	shared := false
-	for _, p := range c.want.Paths() {
-		if cl, ok := clusterOf(p); ok && path.Base(p) == Kustomize && path.Dir(p) == ClusterDir(cl) {
-			all = append(all, cl)
-		}
-	}
+// Dirs returns the overlays the changes touch: the ones that need
+// verifying before the changes are applied. A change to a shared base
+// touches every cluster.
+func (c *Changes) Dirs() []string {
+	roots := Roots(c.want)
+	var touched []string
 	for _, p := range append(slices.Clone(c.changed), c.removed...) {
-		if strings.HasPrefix(p, SharedDir+"/") {
-			shared = true
-		} else if cl, ok := clusterOf(p); ok && slices.Contains(all, cl) && !slices.Contains(touched, cl) {
-			touched = append(touched, cl)
+		for _, r := range roots {
+			if (strings.HasPrefix(p, r+"/") || strings.HasPrefix(p, SharedDir+"/") && strings.HasPrefix(r, ClustersDir+"/")) && !slices.Contains(touched, r) {
+				touched = append(touched, r)
+			}
 		}
-	}
-	if shared {
-		return all
 	}
 	slices.Sort(touched)
 	return touched
 }
 
-// clusterOf returns the cluster whose overlay holds path p.
-func clusterOf(p string) (string, bool) {
-	rest, ok := strings.CutPrefix(p, ClustersDir+"/")
-	if !ok {
-		return "", false
+// Roots returns the overlays of t that a GitOps tool applies on their
+// own: clusters/<cluster>, flux/<cluster> and argocd.
+func Roots(t Tree) []string {
+	var roots []string
+	for _, p := range t.Paths() {
+		dir, file := path.Split(p)
+		dir = strings.TrimSuffix(dir, "/")
+		if file != Kustomize {
+			continue
+		}
+		switch parent := path.Dir(dir); {
+		case dir == ArgoCDDir, parent == ClustersDir, parent == FluxDir:
+			roots = append(roots, dir)
+		}
 	}
-	cl, _, ok := strings.Cut(rest, "/")
-	return cl, ok
+	return roots
 }
 
 // Diff is a unified diff per file that would be written or removed.

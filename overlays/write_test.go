@@ -169,7 +169,7 @@ func TestWriteIgnoresEscapingManifestEntries(t *testing.T) {
 
 // Only the overlays a change touches need verifying; a shared base
 // touches every cluster.
-func TestChangesClusters(t *testing.T) {
+func TestChangesDirs(t *testing.T) {
 	dir := t.TempDir()
 	base := overlays.Tree{
 		"clusters/a/kustomization.yaml": []byte("a"),
@@ -197,9 +197,9 @@ func TestChangesClusters(t *testing.T) {
 		want []string
 	}{
 		{"nothing changed", base, nil},
-		{"one cluster's file", with(map[string]string{"clusters/b/namespace.yaml": "ns"}), []string{"b"}},
-		{"istioctl input", with(map[string]string{"clusters/c/istioctl/controlplane.yaml": "iop"}), []string{"c"}},
-		{"shared base", with(map[string]string{"shared/x/kustomization.yaml": "x2"}), []string{"a", "b", "c"}},
+		{"one cluster's file", with(map[string]string{"clusters/b/namespace/namespace.yaml": "ns"}), []string{"clusters/b"}},
+		{"istioctl input", with(map[string]string{"clusters/c/istioctl/controlplane.yaml": "iop"}), []string{"clusters/c"}},
+		{"shared base", with(map[string]string{"shared/x/kustomization.yaml": "x2"}), []string{"clusters/a", "clusters/b", "clusters/c"}},
 		{"removed cluster", with(nil, "clusters/c/kustomization.yaml"), nil},
 	}
 	for _, tt := range tests {
@@ -207,8 +207,8 @@ func TestChangesClusters(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := c.Clusters(); !slices.Equal(got, tt.want) {
-			t.Errorf("%s: Clusters() = %q, want %q", tt.name, got, tt.want)
+		if got := c.Dirs(); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: Dirs() = %q, want %q", tt.name, got, tt.want)
 		}
 		if c.Empty() != (tt.name == "nothing changed") {
 			t.Errorf("%s: Empty() = %v", tt.name, c.Empty())
@@ -241,7 +241,7 @@ func TestVerifyRejectsBrokenOverlays(t *testing.T) {
 		want: "security; file",
 	}}
 	for _, tt := range tests {
-		err := overlays.Verify(tt.tree, []string{"a"})
+		err := overlays.Verify(tt.tree, []string{"clusters/a"})
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: Verify = %v, want an error containing %q", tt.name, err, tt.want)
 		}

@@ -45,6 +45,7 @@ func Parse(filename string, src []byte) (*Fleet, error) {
 		return nil, fmt.Errorf("%s: decoding validated fleet: %w", filename, err)
 	}
 	f.index()
+	f.Dir = filepath.Dir(filename)
 	return f, check(f, &problems{filename: filename, data: data}).orNil()
 }
 

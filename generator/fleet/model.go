@@ -43,6 +43,8 @@ type Fleet struct {
 	// Clusters are the clusters of Spec.Clusters sorted by name, with
 	// their names filled in.
 	Clusters []*Cluster `json:"-"`
+	// Dir is the directory of the fleet file: extensions are relative to it.
+	Dir string `json:"-"`
 }
 
 // Metadata names the fleet.
@@ -52,11 +54,56 @@ type Metadata struct {
 
 // Spec is the mesh and its clusters.
 type Spec struct {
-	Mesh     Mesh                `json:"mesh"`
-	Istio    Istio               `json:"istio"`
-	Topology *Topology           `json:"topology,omitempty"`
-	Secrets  Secrets             `json:"secrets"`
-	Clusters map[string]*Cluster `json:"clusters"`
+	Mesh       Mesh                `json:"mesh"`
+	Istio      Istio               `json:"istio"`
+	Installer  string              `json:"installer"`
+	Delivery   Delivery            `json:"delivery"`
+	Extensions []Extension         `json:"extensions"`
+	Topology   *Topology           `json:"topology,omitempty"`
+	Secrets    Secrets             `json:"secrets"`
+	Clusters   map[string]*Cluster `json:"clusters"`
+}
+
+// Installers of the control plane.
+const (
+	InstallerIstioctl = "istioctl"
+	InstallerHelm     = "helm"
+	InstallerSail     = "sail"
+)
+
+// Delivery says how Flux and Argo CD find the rendered output; either,
+// both or neither may be set.
+type Delivery struct {
+	Flux   *Flux   `json:"flux,omitempty"`
+	ArgoCD *ArgoCD `json:"argocd,omitempty"`
+}
+
+// Flux locates the output directory in the source Flux reads.
+type Flux struct {
+	Path      string    `json:"path"`
+	Interval  string    `json:"interval"`
+	SourceRef SourceRef `json:"sourceRef"`
+}
+
+// SourceRef names a Flux source.
+type SourceRef struct {
+	Kind      string `json:"kind"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+}
+
+// ArgoCD locates the output directory in the repository Argo CD reads.
+type ArgoCD struct {
+	RepoURL        string `json:"repoURL"`
+	Path           string `json:"path"`
+	TargetRevision string `json:"targetRevision"`
+	Project        string `json:"project"`
+	Namespace      string `json:"namespace"`
+}
+
+// Extension is a Jsonnet file that adds or patches objects per cluster.
+type Extension struct {
+	Jsonnet string `json:"jsonnet"`
 }
 
 // Mesh holds the identifiers every cluster must agree on.
@@ -70,6 +117,7 @@ type Istio struct {
 	Version  string `json:"version"`
 	Hub      string `json:"hub"`
 	Revision string `json:"revision"`
+	Charts   string `json:"charts"`
 }
 
 // Topology is the layout a fleet declares for itself.

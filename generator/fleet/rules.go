@@ -87,6 +87,12 @@ func check(f *Fleet, p *problems) Errors {
 		p.add("spec.clusters", "a mesh needs at least one primary cluster to run istiod")
 	}
 	checkTopology(f, p)
+	if d := f.Spec.Delivery; d.Flux != nil && d.ArgoCD != nil {
+		p.add("spec.delivery", "choose one of flux and argocd: both would apply the same objects")
+	}
+	if f.Spec.Installer == InstallerHelm && f.Spec.Delivery.Flux == nil && f.Spec.Delivery.ArgoCD == nil {
+		p.add("spec.installer", "installer helm needs spec.delivery.flux or spec.delivery.argocd: Flux or Argo CD runs the Helm releases")
+	}
 	return p.errs
 }
 

@@ -34,32 +34,36 @@ func fleetYAML(t *testing.T, revision string, specs ...string) *fleet.Fleet {
 // summary describes a cluster's plan: its files, bases and the names of
 // the remote secrets it holds.
 func summary(c mesh.Cluster) string {
-	var parts []string
-	for _, f := range c.Resources {
-		parts = append(parts, f.Name)
-	}
-	for _, b := range c.Bases {
-		parts = append(parts, "base:"+b)
+	var parts, secrets []string
+	for _, s := range c.Stages {
+		for _, f := range s.Files {
+			parts = append(parts, f.Name)
+			if f.Name == "remote-secrets.yaml" {
+				for _, o := range f.Objects {
+					secrets = append(secrets, o["metadata"].(map[string]any)["name"].(string))
+				}
+			}
+		}
+		for _, b := range s.Bases {
+			parts = append(parts, "base:"+b)
+		}
+		for _, ch := range s.Charts {
+			parts = append(parts, "chart:"+ch.Release)
+		}
 	}
 	for _, f := range c.Istioctl {
 		parts = append(parts, "istioctl:"+f.Name)
 	}
-	for _, f := range c.Resources {
-		if f.Name != "remote-secrets.yaml" {
-			continue
-		}
-		var names []string
-		for _, o := range f.Objects {
-			names = append(names, o["metadata"].(map[string]any)["name"].(string))
-		}
-		parts = append(parts, "secrets:"+strings.Join(names, ","))
+	if secrets != nil {
+		parts = append(parts, "secrets:"+strings.Join(secrets, ","))
 	}
 	return strings.Join(parts, " ")
 }
 
 func TestBuildPerTopology(t *testing.T) {
 	const (
-		primaryMP = "namespace.yaml cacerts.yaml remote-secrets.yaml reader-token.yaml"
+		primaryMP = "namespace.yaml cacerts.yaml"
+		secrets   = "remote-secrets.yaml reader-token.yaml"
 		remote    = "namespace.yaml reader-token.yaml istioctl:controlplane.yaml"
 	)
 	tests := []struct {
@@ -71,22 +75,22 @@ func TestBuildPerTopology(t *testing.T) {
 		name:  "multi-primary single-network: no gateways, secrets both ways",
 		specs: []string{"a:primary:n1", "b:primary:n1"},
 		want: map[string]string{
-			"a": primaryMP + " istioctl:controlplane.yaml secrets:istio-remote-secret-b",
-			"b": primaryMP + " istioctl:controlplane.yaml secrets:istio-remote-secret-a",
+			"a": primaryMP + " " + secrets + " istioctl:controlplane.yaml secrets:istio-remote-secret-b",
+			"b": primaryMP + " " + secrets + " istioctl:controlplane.yaml secrets:istio-remote-secret-a",
 		},
 	}, {
 		name:  "multi-primary multi-network: gateway and expose-services everywhere",
 		specs: []string{"a:primary:n1", "b:primary:n2"},
 		want: map[string]string{
-			"a": primaryMP + " base:expose-services istioctl:controlplane.yaml istioctl:eastwest-gateway.yaml secrets:istio-remote-secret-b",
-			"b": primaryMP + " base:expose-services istioctl:controlplane.yaml istioctl:eastwest-gateway.yaml secrets:istio-remote-secret-a",
+			"a": primaryMP + " base:expose-services " + secrets + " istioctl:controlplane.yaml istioctl:eastwest-gateway.yaml secrets:istio-remote-secret-b",
+			"b": primaryMP + " base:expose-services " + secrets + " istioctl:controlplane.yaml istioctl:eastwest-gateway.yaml secrets:istio-remote-secret-a",
 		},
 		bases: []string{"expose-services"},
 	}, {
 		name:  "primary-remote single-network: gateway and expose-istiod in the primary only",
 		specs: []string{"a:primary:n1", "r:remote:n1:a"},
 		want: map[string]string{
-			"a": primaryMP + " base:expose-istiod istioctl:controlplane.yaml istioctl:eastwest-gateway.yaml secrets:istio-remote-secret-r",
+			"a": primaryMP + " base:expose-istiod " + secrets + " istioctl:controlplane.yaml istioctl:eastwest-gateway.yaml secrets:istio-remote-secret-r",
 			"r": remote,
 		},
 		bases: []string{"expose-istiod"},
@@ -94,7 +98,7 @@ func TestBuildPerTopology(t *testing.T) {
 		name:  "primary-remote multi-network: remote gets a gateway but no expose-services",
 		specs: []string{"a:primary:n1", "r:remote:n2:a"},
 		want: map[string]string{
-			"a": primaryMP + " base:expose-istiod base:expose-services istioctl:controlplane.yaml istioctl:eastwest-gateway.yaml secrets:istio-remote-secret-r",
+			"a": primaryMP + " base:expose-istiod base:expose-services " + secrets + " istioctl:controlplane.yaml istioctl:eastwest-gateway.yaml secrets:istio-remote-secret-r",
 			"r": remote + " istioctl:eastwest-gateway.yaml",
 		},
 		bases: []string{"expose-istiod", "expose-services"},
@@ -102,9 +106,9 @@ func TestBuildPerTopology(t *testing.T) {
 		name:  "two primaries with remotes: every primary reads every other cluster",
 		specs: []string{"a:primary:n1", "a1:remote:n1:a", "b:primary:n1", "b1:remote:n1:b"},
 		want: map[string]string{
-			"a":  primaryMP + " base:expose-istiod istioctl:controlplane.yaml istioctl:eastwest-gateway.yaml secrets:istio-remote-secret-a1,istio-remote-secret-b,istio-remote-secret-b1",
+			"a":  primaryMP + " base:expose-istiod " + secrets + " istioctl:controlplane.yaml istioctl:eastwest-gateway.yaml secrets:istio-remote-secret-a1,istio-remote-secret-b,istio-remote-secret-b1",
 			"a1": remote,
-			"b":  primaryMP + " base:expose-istiod istioctl:controlplane.yaml istioctl:eastwest-gateway.yaml secrets:istio-remote-secret-a,istio-remote-secret-a1,istio-remote-secret-b1",
+			"b":  primaryMP + " base:expose-istiod " + secrets + " istioctl:controlplane.yaml istioctl:eastwest-gateway.yaml secrets:istio-remote-secret-a,istio-remote-secret-a1,istio-remote-secret-b1",
 			"b1": remote,
 		},
 		bases: []string{"expose-istiod"},
@@ -146,7 +150,11 @@ func get(o any, path ...string) any {
 }
 
 func objects(c mesh.Cluster, file string) []mesh.Object {
-	for _, f := range append(slices.Clone(c.Resources), c.Istioctl...) {
+	files := slices.Clone(c.Istioctl)
+	for _, s := range c.Stages {
+		files = append(files, s.Files...)
+	}
+	for _, f := range files {
 		if f.Name == file {
 			return f.Objects
 		}

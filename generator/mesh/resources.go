@@ -59,7 +59,7 @@ func merged(ms ...map[string]any) map[string]any {
 	return out
 }
 
-func namespace(f *fleet.Fleet, c *fleet.Cluster) Object {
+func namespace(c *fleet.Cluster) Object {
 	md := map[string]any{
 		"name":   IstioNamespace,
 		"labels": map[string]any{labelNetwork: c.Network},
@@ -201,40 +201,45 @@ func istioOperator(f *fleet.Fleet, name string, spec map[string]any) Object {
 	}
 }
 
-func globalValues(f *fleet.Fleet, c *fleet.Cluster) map[string]any {
-	return map[string]any{
+// controlPlaneValues are the istiod values of cluster c. The same tree is
+// spec.values of the IstioOperator, the values of the Helm istiod release
+// and spec.values of the Sail Istio resource, so every installer gets the
+// same meshID, clusterName, network and remote settings.
+func controlPlaneValues(f *fleet.Fleet, c *fleet.Cluster) map[string]any {
+	global := map[string]any{
 		"meshID":       f.Spec.Mesh.ID,
 		"multiCluster": map[string]any{"clusterName": c.Name},
 		"network":      c.Network,
 	}
-}
-
-func primaryControlPlane(f *fleet.Fleet, c *fleet.Cluster) Object {
-	global := globalValues(f, c)
-	if f.ServesRemotes(c) {
-		global["externalIstiod"] = true
+	values := map[string]any{"global": global}
+	if c.Role == fleet.Primary {
+		if f.ServesRemotes(c) {
+			global["externalIstiod"] = true
+		}
+		return values
 	}
-	return istioOperator(f, "controlplane", map[string]any{
-		"meshConfig": map[string]any{"trustDomain": f.Spec.Mesh.TrustDomain},
-		"values":     map[string]any{"global": global},
-	})
-}
-
-func remoteControlPlane(f *fleet.Fleet, c *fleet.Cluster) Object {
-	global := globalValues(f, c)
 	global["remotePilotAddress"] = f.Cluster(c.ControlPlane).EastWestGateway.Address
-	return istioOperator(f, "controlplane", map[string]any{
-		"profile": "remote",
-		"values": map[string]any{
-			"global":       global,
-			"istiodRemote": map[string]any{"injectionPath": fmt.Sprintf("/inject/cluster/%s/net/%s", c.Name, c.Network)},
-		},
-	})
+	values["istiodRemote"] = map[string]any{"injectionPath": fmt.Sprintf("/inject/cluster/%s/net/%s", c.Name, c.Network)}
+	return values
 }
 
-// eastWestGateway is what samples/multicluster/gen-eastwest-gateway.sh
+func meshConfig(f *fleet.Fleet) map[string]any {
+	return map[string]any{"trustDomain": f.Spec.Mesh.TrustDomain}
+}
+
+func istioOperatorControlPlane(f *fleet.Fleet, c *fleet.Cluster) Object {
+	spec := map[string]any{"values": controlPlaneValues(f, c)}
+	if c.Role == fleet.Remote {
+		spec["profile"] = "remote"
+	} else {
+		spec["meshConfig"] = meshConfig(f)
+	}
+	return istioOperator(f, "controlplane", spec)
+}
+
+// eastWestGatewayOperator is what samples/multicluster/gen-eastwest-gateway.sh
 // prints for --network <network> [--revision <revision>].
-func eastWestGateway(f *fleet.Fleet, c *fleet.Cluster) Object {
+func eastWestGatewayOperator(f *fleet.Fleet, c *fleet.Cluster) Object {
 	port := func(name string, n int) map[string]any {
 		return map[string]any{"name": name, "port": n, "targetPort": n}
 	}
@@ -244,11 +249,7 @@ func eastWestGateway(f *fleet.Fleet, c *fleet.Cluster) Object {
 		"components": map[string]any{"ingressGateways": []any{map[string]any{
 			"name":    eastWestGatewayName,
 			"enabled": true,
-			"label": map[string]any{
-				"istio":      eastWestGatewaySelector,
-				"app":        eastWestGatewayName,
-				labelNetwork: c.Network,
-			},
+			"label":   eastWestLabels(c),
 			"k8s": map[string]any{
 				"env": []any{map[string]any{"name": "ISTIO_META_REQUESTED_NETWORK_VIEW", "value": c.Network}},
 				"service": map[string]any{"ports": []any{
@@ -265,6 +266,17 @@ func eastWestGateway(f *fleet.Fleet, c *fleet.Cluster) Object {
 		},
 	}
 	return istioOperator(f, "eastwest", spec)
+}
+
+// eastWestLabels select the east-west gateway's pods: expose-istiod and
+// expose-services select istio=eastwestgateway, and istiod finds the
+// network's gateway by the network label.
+func eastWestLabels(c *fleet.Cluster) map[string]any {
+	return map[string]any{
+		"istio":      eastWestGatewaySelector,
+		"app":        eastWestGatewayName,
+		labelNetwork: c.Network,
+	}
 }
 
 // crossNetworkGateway is samples/multicluster/expose-services.yaml: it
