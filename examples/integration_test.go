@@ -103,7 +103,7 @@ func TestKustomizeCLIBuildsEveryOverlay(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			got := mustKustomize(t, "build", dir)
-			want, err := overlays.Build(readTree(t, rendered), filepath.Base(dir))
+			want, err := overlays.Build(readTree(t, rendered), overlays.ClusterDir(filepath.Base(dir)))
 			if err != nil {
 				t.Fatal(err)
 			}
