@@ -71,6 +71,10 @@ func BuildOptions() *krusty.Options {
 	return opts
 }
 
+// clusterScopedCRDs are the cluster-scoped custom kinds meshfleet writes;
+// kustomize knows only the built-in kinds' scope.
+var clusterScopedCRDs = map[string]bool{"sailoperator.io/Istio": true}
+
 func build(fs filesys.FileSystem, dir string) (resmap.ResMap, error) {
 	m, err := krusty.MakeKustomizer(BuildOptions()).Run(fs, "/"+dir)
 	if err != nil {
@@ -78,7 +82,7 @@ func build(fs filesys.FileSystem, dir string) (resmap.ResMap, error) {
 	}
 	var errs []error
 	for _, r := range m.Resources() {
-		if r.GetGvk().IsClusterScoped() || r.GetNamespace() != "" {
+		if gvk := r.GetGvk(); gvk.IsClusterScoped() || clusterScopedCRDs[gvk.Group+"/"+gvk.Kind] || r.GetNamespace() != "" {
 			continue
 		}
 		errs = append(errs, fmt.Errorf("kustomize build %s: %s %s has no namespace", dir, r.GetKind(), r.GetName()))

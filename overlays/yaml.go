@@ -139,9 +139,9 @@ func leaf(v any) (string, error) {
 }
 
 // plain matches strings that YAML reads back as the same string when
-// written without quotes: they start with a letter, '/' or '_', contain
+// written without quotes: they start with a letter, '/', '_' or "./", contain
 // no ": " or " #", and are none of YAML 1.1's booleans or nulls.
-var plain = regexp.MustCompile(`^[A-Za-z_/][A-Za-z0-9_./=,:@+ -]*$`)
+var plain = regexp.MustCompile(`^([A-Za-z_/]|\./)[A-Za-z0-9_./=,:@+ -]*$`)
 
 var reserved = map[string]bool{
 	"y": true, "yes": true, "n": true, "no": true, "true": true, "false": true,

@@ -1,0 +1,107 @@
+package mesh_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/meshfleet/meshfleet/generator/fleet"
+	"github.com/meshfleet/meshfleet/generator/mesh"
+)
+
+// identity is what Istio matches across clusters, read back from whatever
+// an installer writes.
+type identity struct {
+	meshID, clusterName, network, trustDomain, revision, profile any
+	externalIstiod, remotePilotAddress, injectionPath            any
+	gatewayNetwork                                               any
+}
+
+func fromValues(values map[string]any) identity {
+	return identity{
+		meshID:             get(values, "global", "meshID"),
+		clusterName:        get(values, "global", "multiCluster", "clusterName"),
+		network:            get(values, "global", "network"),
+		externalIstiod:     get(values, "global", "externalIstiod"),
+		remotePilotAddress: get(values, "global", "remotePilotAddress"),
+		injectionPath:      get(values, "istiodRemote", "injectionPath"),
+	}
+}
+
+func read(t *testing.T, installer string, c mesh.Cluster) identity {
+	t.Helper()
+	var id identity
+	switch installer {
+	case fleet.InstallerIstioctl:
+		cp := objects(c, "controlplane.yaml")[0]
+		id = fromValues(get(cp, "spec", "values").(map[string]any))
+		id.trustDomain = get(cp, "spec", "meshConfig", "trustDomain")
+		id.revision = get(cp, "spec", "revision")
+		id.profile = get(cp, "spec", "profile")
+		if gw := objects(c, "eastwest-gateway.yaml"); gw != nil {
+			ig := get(gw[0], "spec", "components").(map[string]any)["ingressGateways"].([]any)[0]
+			id.gatewayNetwork = get(ig, "label", "topology.istio.io/network")
+		}
+	case fleet.InstallerHelm:
+		var gatewayNetwork any
+		for _, s := range c.Stages {
+			for _, ch := range s.Charts {
+				switch ch.Release {
+				case mesh.ReleaseIstiod:
+					id = fromValues(ch.Values)
+					id.trustDomain = get(ch.Values, "meshConfig", "trustDomain")
+					id.revision = ch.Values["revision"]
+					id.profile = ch.Values["profile"]
+				case mesh.ReleaseEastWest:
+					gatewayNetwork = ch.Values["networkGateway"]
+				}
+			}
+		}
+		id.gatewayNetwork = gatewayNetwork
+	case fleet.InstallerSail:
+		istio := objects(c, "istio.yaml")[0]
+		id = fromValues(get(istio, "spec", "values").(map[string]any))
+		id.trustDomain = get(istio, "spec", "values", "meshConfig", "trustDomain")
+		if name := get(istio, "metadata", "name"); name != "default" {
+			id.revision = name
+		}
+		id.profile = get(istio, "spec", "profile")
+		for _, o := range objects(c, "eastwest-gateway.yaml") {
+			if o["kind"] == "Service" {
+				id.gatewayNetwork = get(o, "metadata", "labels", "topology.istio.io/network")
+			}
+		}
+	}
+	return id
+}
+
+// One model feeds every installer: for every example fleet, IstioOperator,
+// Helm and Sail output carry the same identifiers for every cluster.
+func TestInstallersAgree(t *testing.T) {
+	files, _ := filepath.Glob("../../examples/*/fleet.yaml")
+	if len(files) < 5 {
+		t.Fatalf("found %d example fleets", len(files))
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(filepath.Dir(file)), func(t *testing.T) {
+			want := map[string]identity{}
+			for _, installer := range []string{fleet.InstallerIstioctl, fleet.InstallerHelm, fleet.InstallerSail} {
+				f, err := fleet.Load(file)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.Spec.Installer = installer
+				for _, c := range mesh.Build(f).Clusters {
+					got := read(t, installer, c)
+					if got.meshID != f.Spec.Mesh.ID || got.clusterName != c.Name || got.network != c.Network {
+						t.Errorf("%s %s: identity %+v does not match the fleet", installer, c.Name, got)
+					}
+					if w, ok := want[c.Name]; !ok {
+						want[c.Name] = got
+					} else if got != w {
+						t.Errorf("cluster %s: %s writes %+v, istioctl %+v", c.Name, installer, got, w)
+					}
+				}
+			}
+		})
+	}
+}
