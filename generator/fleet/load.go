@@ -85,7 +85,10 @@ func buildYAML(ctx *cue.Context, filename string, src []byte) (cue.Value, error)
 		return cue.Value{}, convert(filename, cue.Value{}, err)
 	}
 	v := ctx.BuildFile(f)
-	return v, v.Err()
+	if err := v.Err(); err != nil { // e.g. .nan, which CUE has no number for
+		return v, convert(filename, v, err)
+	}
+	return v, nil
 }
 
 // checkYAML reports syntax errors, streams of several documents and
@@ -100,6 +103,9 @@ func checkYAML(filename string, src []byte) ([]byte, error) {
 		return nil, Errors{yamlError(filename, err)}
 	}
 	root := doc.Content[0]
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" && root.Value == "" {
+		return nil, Errors{{Pos: Position{File: filename}, Msg: "the file is empty"}}
+	}
 	if root.Kind != yaml.MappingNode {
 		return nil, Errors{{Pos: Position{filename, root.Line, root.Column}, Msg: "a fleet file is a mapping with apiVersion, kind, metadata and spec"}}
 	}

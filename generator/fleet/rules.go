@@ -2,7 +2,6 @@ package fleet
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"net/url"
 	"regexp"
@@ -23,6 +22,16 @@ var (
 	dnsDomain = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$`)
 )
 
+// field is a path to a field of the fleet, one element per label: cluster
+// names may contain dots.
+type field []string
+
+func (f field) dot(labels ...string) field { return append(f[:len(f):len(f)], labels...) }
+
+func clusterField(c *Cluster, labels ...string) field {
+	return append(field{"spec", "clusters", c.Name}, labels...)
+}
+
 // problems collects rule violations, each placed at the field it concerns.
 type problems struct {
 	filename string
@@ -30,12 +39,19 @@ type problems struct {
 	errs     Errors
 }
 
-func (p *problems) add(path string, format string, args ...any) {
+// add reports a problem with the value of a field.
+func (p *problems) add(f field, format string, args ...any) {
 	p.errs = append(p.errs, &Error{
-		Pos:  lookupPos(p.filename, p.data, strings.Split(path, ".")),
-		Path: path,
+		Pos:  lookupPos(p.filename, p.data, f, false),
+		Path: strings.Join(f, "."),
 		Msg:  fmt.Sprintf(format, args...),
 	})
+}
+
+// addKey reports a problem with a field's name.
+func (p *problems) addKey(f field, format string, args ...any) {
+	p.add(f, format, args...)
+	p.errs[len(p.errs)-1].Pos = lookupPos(p.filename, p.data, f, true)
 }
 
 // check applies the rules that the schema cannot express: those that span
@@ -43,55 +59,59 @@ func (p *problems) add(path string, format string, args ...any) {
 func check(f *Fleet, p *problems) Errors {
 	checkIstio(f, p)
 	if len(f.Clusters) == 0 {
-		p.add("spec.clusters", "a fleet needs at least one cluster")
+		p.add(field{"spec", "clusters"}, "a fleet needs at least one cluster")
 		return p.errs
 	}
 	primaries := 0
 	apiServers := map[string]string{}
 	gateways := map[string]string{}
 	for _, c := range f.Clusters {
-		at := "spec.clusters." + c.Name
+		at := clusterField(c)
 		if !dnsLabel.MatchString(c.Name) {
-			p.add(at, "cluster name %q is not a DNS-1123 label (lower-case letters, digits and '-', at most 63 characters); Istio uses it as the cluster ID", c.Name)
+			p.addKey(at, "cluster name %q is not a DNS-1123 label (lower-case letters, digits and '-', at most 63 characters); Istio uses it as the cluster ID", c.Name)
 		}
 		switch c.Role {
 		case Primary:
 			primaries++
 			if c.ControlPlane != "" {
-				p.add(at+".controlPlane", "only a remote has a controlPlane; %s is a primary", c.Name)
+				p.add(at.dot("controlPlane"), "only a remote has a controlPlane; %s is a primary", c.Name)
 			}
 		case Remote:
 			checkControlPlane(f, c, p)
 		}
 		if c.APIServer != "" {
-			checkAPIServer(c, p)
-			if other, dup := apiServers[c.APIServer]; dup {
-				p.add(at+".apiServer", "%s is also the API server of cluster %s", c.APIServer, other)
+			if key := checkAPIServer(c, p); key != "" {
+				if other, dup := apiServers[key]; dup {
+					p.add(at.dot("apiServer"), "%s is also the API server of cluster %s", c.APIServer, other)
+				}
+				apiServers[key] = c.Name
 			}
-			apiServers[c.APIServer] = c.Name
 		} else if len(f.Clusters) > 1 {
-			p.add(at+".apiServer", "field is required: the other clusters of the mesh read this cluster's API server through its remote secret")
+			p.add(at.dot("apiServer"), "field is required: the other clusters of the mesh read this cluster's API server through its remote secret")
 		}
 		if gw := c.EastWestGateway; gw != nil {
-			checkAddress(at+".eastWestGateway.address", gw.Address, p)
-			if other, dup := gateways[gw.Address]; dup {
-				p.add(at+".eastWestGateway.address", "%s is also the east-west gateway address of cluster %s", gw.Address, other)
+			if checkAddress(at.dot("eastWestGateway", "address"), gw.Address, p) {
+				key := canonicalAddress(gw.Address)
+				if other, dup := gateways[key]; dup {
+					p.add(at.dot("eastWestGateway", "address"), "%s is also the east-west gateway address of cluster %s", gw.Address, other)
+				} else if f.ServesRemotes(c) {
+					checkServingGateway(f, c, p)
+				}
+				gateways[key] = c.Name
 			}
-			gateways[gw.Address] = c.Name
-		}
-		if f.ServesRemotes(c) {
+		} else if f.ServesRemotes(c) {
 			checkServingGateway(f, c, p)
 		}
 	}
 	if primaries == 0 {
-		p.add("spec.clusters", "a mesh needs at least one primary cluster to run istiod")
+		p.add(field{"spec", "clusters"}, "a mesh needs at least one primary cluster to run istiod")
 	}
 	checkTopology(f, p)
 	if d := f.Spec.Delivery; d.Flux != nil && d.ArgoCD != nil {
-		p.add("spec.delivery", "choose one of flux and argocd: both would apply the same objects")
+		p.add(field{"spec", "delivery"}, "choose one of flux and argocd: both would apply the same objects")
 	}
 	if f.Spec.Installer == InstallerHelm && f.Spec.Delivery.Flux == nil && f.Spec.Delivery.ArgoCD == nil {
-		p.add("spec.installer", "installer helm needs spec.delivery.flux or spec.delivery.argocd: Flux or Argo CD runs the Helm releases")
+		p.add(field{"spec", "installer"}, "installer helm needs spec.delivery.flux or spec.delivery.argocd: Flux or Argo CD runs the Helm releases")
 	}
 	return p.errs
 }
@@ -101,17 +121,17 @@ func checkIstio(f *Fleet, p *problems) {
 	major, rest, _ := strings.Cut(v, ".")
 	minor, _, _ := strings.Cut(rest, ".")
 	if n, err := strconv.Atoi(minor); major == "1" && err == nil && n < MinIstioMinor {
-		p.add("spec.istio.version", "Istio %s is not supported: meshfleet renders for Istio 1.%d and later", v, MinIstioMinor)
+		p.add(field{"spec", "istio", "version"}, "Istio %s is not supported: meshfleet renders for Istio 1.%d and later", v, MinIstioMinor)
 	} else if major != "1" {
-		p.add("spec.istio.version", "Istio %s is not supported: meshfleet renders for Istio 1.x", v)
+		p.add(field{"spec", "istio", "version"}, "Istio %s is not supported: meshfleet renders for Istio 1.x", v)
 	}
 	if f.Spec.Istio.Revision == "default" {
-		p.add("spec.istio.revision", `revision "default" is reserved for the default control plane: leave revision empty instead`)
+		p.add(field{"spec", "istio", "revision"}, `revision "default" is reserved for the default control plane: leave revision empty instead`)
 	}
 }
 
 func checkControlPlane(f *Fleet, c *Cluster, p *problems) {
-	at := "spec.clusters." + c.Name + ".controlPlane"
+	at := clusterField(c, "controlPlane")
 	switch cp := f.Cluster(c.ControlPlane); {
 	case c.ControlPlane == "":
 		p.add(at, "field is required: a remote names the primary whose istiod serves it")
@@ -125,44 +145,87 @@ func checkControlPlane(f *Fleet, c *Cluster, p *problems) {
 // checkServingGateway: remotes reach istiod through the east-west gateway
 // of their primary, at an address fixed in their own configuration.
 func checkServingGateway(f *Fleet, c *Cluster, p *problems) {
-	at := "spec.clusters." + c.Name + ".eastWestGateway"
+	at := clusterField(c, "eastWestGateway")
 	var names []string
 	for _, r := range f.RemotesOf(c) {
 		names = append(names, r.Name)
 	}
 	if c.EastWestGateway == nil {
-		p.add(at, "field is required: primary %s serves %s, which reach istiod through its east-west gateway at a static address", c.Name, strings.Join(names, ", "))
+		verb := "reaches"
+		if len(names) > 1 {
+			verb = "reach"
+		}
+		p.add(at, "field is required: primary %s serves %s, which %s istiod through its east-west gateway at a static address", c.Name, strings.Join(names, ", "), verb)
 		return
 	}
 	if _, err := netip.ParseAddr(c.EastWestGateway.Address); err != nil {
-		p.add(at+".address", "%q must be an IP address: remotes use it as remotePilotAddress, and for a host name Istio creates an ExternalName Service that sidecar injection cannot call", c.EastWestGateway.Address)
+		p.add(at.dot("address"), "%q must be an IP address: remotes use it as remotePilotAddress, and for a host name Istio creates an ExternalName Service that sidecar injection cannot call", c.EastWestGateway.Address)
 	}
 }
 
-// checkAddress accepts a routable IP address or a DNS name.
-func checkAddress(at, addr string, p *problems) {
+// checkAddress accepts a routable IP address or a DNS name and reports
+// whether addr is one.
+func checkAddress(at field, addr string, p *problems) bool {
 	if ip, err := netip.ParseAddr(addr); err == nil {
-		if ip.IsLoopback() || ip.IsUnspecified() || ip.IsLinkLocalUnicast() || ip.IsMulticast() {
+		if unreachable(ip) {
 			p.add(at, "%s is not reachable from other clusters", addr)
+			return false
 		}
-		return
+		return true
 	}
-	if !dnsDomain.MatchString(addr) || len(addr) > 253 {
+	if !isDNSName(addr) {
 		p.add(at, "%q is neither an IP address nor a DNS name", addr)
+		return false
 	}
+	return true
+}
+
+func unreachable(ip netip.Addr) bool {
+	return ip.IsLoopback() || ip.IsUnspecified() || ip.IsLinkLocalUnicast() || ip.IsMulticast()
+}
+
+// isDNSName accepts host names; an all-numeric dotted name like 999.1.1.1
+// is a broken IP address, not a name.
+func isDNSName(s string) bool {
+	if !dnsDomain.MatchString(s) || len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(strings.TrimSuffix(s, "."), ".") {
+		if strings.Trim(label, "0123456789") != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// canonicalAddress makes equal addresses compare equal: 2001:DB8:0::1 is
+// 2001:db8::1, and host names are case-insensitive.
+func canonicalAddress(addr string) string {
+	if ip, err := netip.ParseAddr(addr); err == nil {
+		return ip.String()
+	}
+	return strings.TrimSuffix(strings.ToLower(addr), ".")
+}
+
+// inCluster names resolve only inside a Kubernetes cluster.
+func inCluster(host string) bool {
+	return host == "kubernetes" || host == "kubernetes.default" || strings.HasSuffix(host, ".svc") || strings.Contains(host, ".svc.")
 }
 
 // checkAPIServer: the URL ends up in a kubeconfig that istiod in another
 // cluster uses, so it must be https, reachable from outside, and it must
-// not carry credentials.
-func checkAPIServer(c *Cluster, p *problems) {
-	at := "spec.clusters." + c.Name + ".apiServer"
+// not carry credentials. It returns the server's canonical form, for
+// finding duplicates, or "" when the URL is unusable.
+func checkAPIServer(c *Cluster, p *problems) string {
+	at := clusterField(c, "apiServer")
 	u, err := url.Parse(c.APIServer)
 	if err != nil || u.Host == "" || u.Opaque != "" {
 		p.add(at, "%q is not a URL like https://api.example.net:6443", c.APIServer)
-		return
+		return ""
 	}
-	switch host := strings.ToLower(u.Hostname()); {
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	ip, ipErr := netip.ParseAddr(host)
+	switch {
 	case u.Scheme != "https":
 		p.add(at, "scheme %q: the API server must be reached over https", u.Scheme)
 	case u.User != nil:
@@ -171,22 +234,27 @@ func checkAPIServer(c *Cluster, p *problems) {
 		p.add(at, "the URL carries a query or fragment; give only scheme, host, port and path")
 	case host == "localhost" || strings.HasSuffix(host, ".localhost"):
 		p.add(at, "%s is not reachable from other clusters", host)
-	case host == "kubernetes.default" || strings.HasSuffix(host, ".svc") || strings.Contains(host, ".svc."):
+	case inCluster(host):
 		p.add(at, "%s is an in-cluster name, not reachable from other clusters", host)
+	case ipErr == nil && unreachable(ip):
+		p.add(at, "%s is not reachable from other clusters", host)
+	case ipErr != nil && !isDNSName(host):
+		p.add(at, "%q is not a valid host name", host)
+	case u.Port() != "" && !validPort(u.Port()):
+		p.add(at, "port %s is out of range", u.Port())
 	default:
-		if ip := net.ParseIP(host); ip != nil {
-			if ip.IsLoopback() || ip.IsUnspecified() || ip.IsLinkLocalUnicast() {
-				p.add(at, "%s is not reachable from other clusters", host)
-			}
-		} else if !dnsDomain.MatchString(host) {
-			p.add(at, "%q is not a valid host name", host)
+		port := u.Port()
+		if port == "" {
+			port = "443"
 		}
-		if port := u.Port(); port != "" {
-			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-				p.add(at, "port %s is out of range", port)
-			}
-		}
+		return canonicalAddress(host) + ":" + port + strings.TrimSuffix(u.EscapedPath(), "/")
 	}
+	return ""
+}
+
+func validPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 1 && n <= 65535
 }
 
 func checkTopology(f *Fleet, p *problems) {
@@ -206,9 +274,9 @@ func checkTopology(f *Fleet, p *problems) {
 			if len(remotes) > 1 {
 				what = "are remotes"
 			}
-			p.add("spec.topology.controlPlane", "declared multi-primary, but %s %s, which makes the mesh primary-remote", strings.Join(remotes, ", "), what)
+			p.add(field{"spec", "topology", "controlPlane"}, "declared multi-primary, but %s %s, which makes the mesh primary-remote", strings.Join(remotes, ", "), what)
 		} else {
-			p.add("spec.topology.controlPlane", "declared primary-remote, but no cluster is a remote, which makes the mesh multi-primary")
+			p.add(field{"spec", "topology", "controlPlane"}, "declared primary-remote, but no cluster is a remote, which makes the mesh multi-primary")
 		}
 	}
 	if t.Network != "" && t.Network != f.Network() {
@@ -219,9 +287,9 @@ func checkTopology(f *Fleet, p *problems) {
 			}
 		}
 		if t.Network == SingleNetwork {
-			p.add("spec.topology.network", "declared single-network, but the clusters are on networks %s", strings.Join(nets, ", "))
+			p.add(field{"spec", "topology", "network"}, "declared single-network, but the clusters are on networks %s", strings.Join(nets, ", "))
 		} else {
-			p.add("spec.topology.network", "declared multi-network, but every cluster is on network %s", nets[0])
+			p.add(field{"spec", "topology", "network"}, "declared multi-network, but every cluster is on network %s", nets[0])
 		}
 	}
 }

@@ -60,7 +60,7 @@ func convert(filename string, data cue.Value, err error) error {
 		switch {
 		case strings.HasSuffix(format, "errors in empty disjunction:"):
 			continue
-		case strings.HasPrefix(format, "conflicting values") && len(args) == 2 && hasSchemaPos(e):
+		case strings.HasPrefix(format, "conflicting values") && len(args) >= 2 && hasSchemaPos(e):
 			if _, seen := arms[path]; !seen {
 				errs = append(errs, &Error{Path: path}) // filled in below
 			}
@@ -68,10 +68,20 @@ func convert(filename string, data cue.Value, err error) error {
 			continue
 		}
 		msg := fmt.Sprintf(format, args...)
+		pos := position(filename, data, e)
 		if msg == "" {
 			msg = e.Error()
+			// Parser errors carry their position in the text:
+			// "fleet.yaml:3: did not find expected key".
+			var line int
+			if rest, ok := strings.CutPrefix(msg, filename+":"); ok {
+				if n, _ := fmt.Sscanf(rest, "%d:", &line); n == 1 {
+					pos = Position{File: filename, Line: line}
+					msg = strings.TrimSpace(rest[strings.Index(rest, ":")+1:])
+				}
+			}
 		}
-		errs = append(errs, &Error{Pos: position(filename, data, e), Path: path, Msg: msg})
+		errs = append(errs, &Error{Pos: pos, Path: path, Msg: msg})
 	}
 	for _, ue := range errs {
 		if es, ok := arms[ue.Path]; ok && ue.Msg == "" {
@@ -90,7 +100,7 @@ func disjunctionMsg(arms []cueerrors.Error) string {
 	var order []string
 	for _, e := range arms {
 		_, args := e.Msg()
-		for _, a := range args {
+		for _, a := range args[:2] { // the two values; mismatched types follow
 			s := fmt.Sprint(a)
 			if count[s] == 0 {
 				order = append(order, s)
@@ -127,12 +137,13 @@ func position(filename string, data cue.Value, e cueerrors.Error) Position {
 			return Position{filename, p.Line(), p.Column()}
 		}
 	}
-	return lookupPos(filename, data, unquote(e.Path()))
+	return lookupPos(filename, data, unquote(e.Path()), false)
 }
 
-// lookupPos returns the position of the longest prefix of path that
-// exists in data.
-func lookupPos(filename string, data cue.Value, path []string) Position {
+// lookupPos returns where path is in data: the start of its value, or of
+// its key when key is set. A path that does not exist (a missing field) is
+// placed at the key of its closest existing parent.
+func lookupPos(filename string, data cue.Value, path []string, key bool) Position {
 	if !data.Exists() {
 		return Position{File: filename}
 	}
@@ -141,7 +152,12 @@ func lookupPos(filename string, data cue.Value, path []string) Position {
 		for i, s := range path[:n] {
 			sels[i] = cue.Str(s)
 		}
-		if p := valuePos(data.LookupPath(cue.MakePath(sels...))); p.IsValid() && p.Filename() == filename {
+		v := data.LookupPath(cue.MakePath(sels...))
+		p := valuePos(v)
+		if key || n < len(path) {
+			p = keyPos(v)
+		}
+		if p.IsValid() && p.Filename() == filename {
 			return Position{filename, p.Line(), p.Column()}
 		}
 	}
@@ -158,6 +174,14 @@ func unquote(path []string) []string {
 		out[i] = s
 	}
 	return out
+}
+
+// keyPos is where v's field name is, or where v starts for the root.
+func keyPos(v cue.Value) token.Pos {
+	if f, ok := v.Source().(*ast.Field); ok && f.Label != nil && f.Label.Pos().IsValid() {
+		return f.Label.Pos()
+	}
+	return v.Pos()
 }
 
 // valuePos is where v's value starts: for a field, past its key, so that
