@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/meshfleet/meshfleet/generator/fleet"
-	"github.com/meshfleet/meshfleet/generator/mesh"
 )
 
 // ClusterManifests renders f and returns what `kustomize build` prints for
@@ -19,7 +18,7 @@ func ClusterManifests(f *fleet.Fleet, cluster string) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("cluster %q is not in fleet %s (it has %s)", cluster, f.Metadata.Name, strings.Join(names, ", "))
 	}
-	t, err := Layout(mesh.Build(f))
+	t, err := layOut(f)
 	if err != nil {
 		return nil, err
 	}

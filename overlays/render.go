@@ -1,6 +1,7 @@
 package overlays
 
 import (
+	"github.com/meshfleet/meshfleet/generator/extensions"
 	"github.com/meshfleet/meshfleet/generator/fleet"
 	"github.com/meshfleet/meshfleet/generator/mesh"
 )
@@ -8,7 +9,7 @@ import (
 // Render plans every cluster of f, lays the plan out as overlays and
 // verifies that each overlay builds. Nothing is written.
 func Render(f *fleet.Fleet) (Tree, error) {
-	t, err := Layout(mesh.Build(f))
+	t, err := layOut(f)
 	if err != nil {
 		return nil, err
 	}
@@ -23,7 +24,7 @@ func Render(f *fleet.Fleet) (Tree, error) {
 // differs. Overlays identical to dir's are not built again; what Apply
 // writes has always been verified first.
 func Prepare(f *fleet.Fleet, dir string) (*Changes, error) {
-	t, err := Layout(mesh.Build(f))
+	t, err := layOut(f)
 	if err != nil {
 		return nil, err
 	}
@@ -35,4 +36,14 @@ func Prepare(f *fleet.Fleet, dir string) (*Changes, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// layOut plans every cluster of f, runs the fleet's extensions over the
+// plan and lays it out.
+func layOut(f *fleet.Fleet) (Tree, error) {
+	p := mesh.Build(f)
+	if err := extensions.Apply(p); err != nil {
+		return nil, err
+	}
+	return Layout(p)
 }

@@ -132,6 +132,8 @@ func leaf(v any) (string, error) {
 		return strconv.FormatBool(v), nil
 	case int:
 		return strconv.Itoa(v), nil
+	case float64:
+		return strconv.FormatFloat(v, 'g', -1, 64), nil
 	case nil:
 		return "null", nil
 	}

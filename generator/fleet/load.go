@@ -13,7 +13,6 @@ import (
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/cuecontext"
 	cueyaml "cuelang.org/go/encoding/yaml"
-	"github.com/google/go-jsonnet"
 	yaml "go.yaml.in/yaml/v3"
 )
 
@@ -188,8 +187,10 @@ func yamlError(filename string, err error) *Error {
 // are. Positions in later errors point into the evaluated JSON, which is
 // what `jsonnet FILE` prints.
 func evalJsonnet(filename string, src []byte) ([]byte, error) {
-	vm := jsonnet.MakeVM()
-	vm.Importer(&jsonnet.FileImporter{JPaths: []string{filepath.Dir(filename)}})
+	vm, err := JsonnetVM(filepath.Dir(filename))
+	if err != nil {
+		return nil, err
+	}
 	out, err := vm.EvaluateAnonymousSnippet(filename, string(src))
 	if err != nil {
 		return nil, fmt.Errorf("%s", strings.TrimSpace(err.Error()))

@@ -1,0 +1,141 @@
+package extensions_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/meshfleet/meshfleet/generator/extensions"
+	"github.com/meshfleet/meshfleet/generator/fleet"
+	"github.com/meshfleet/meshfleet/generator/mesh"
+)
+
+const fleetYAML = `apiVersion: meshfleet.dev/v1alpha1
+kind: MeshFleet
+metadata: {name: t}
+spec:
+  mesh: {id: mesh1}
+  istio: {version: 1.31.1}
+  extensions: [{jsonnet: ext/x.jsonnet}]
+  clusters:
+    a: {role: primary, network: n1, apiServer: "https://a.example.net"}
+    b: {role: primary, network: n1, apiServer: "https://b.example.net"}
+`
+
+// plan writes a fleet with one extension into a temp dir, plus extra
+// files, and runs the extension over its plan.
+func plan(t *testing.T, ext string, extra map[string]string) (*mesh.Plan, error) {
+	t.Helper()
+	root := t.TempDir()
+	files := map[string]string{"fleet/fleet.yaml": fleetYAML, "fleet/ext/x.jsonnet": ext}
+	for k, v := range extra {
+		files[k] = v
+	}
+	for name, content := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := fleet.Load(filepath.Join(root, "fleet/fleet.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mesh.Build(f)
+	return p, extensions.Apply(p)
+}
+
+func find(c mesh.Cluster, kind, name string) mesh.Object {
+	files := c.Istioctl
+	for _, s := range c.Stages {
+		files = append(files, s.Files...)
+	}
+	for _, f := range files {
+		for _, o := range f.Objects {
+			if o["kind"] == kind && o["metadata"].(map[string]any)["name"] == name {
+				return o
+			}
+		}
+	}
+	return nil
+}
+
+func TestApplyAddsAndPatches(t *testing.T) {
+	p, err := plan(t, `
+local lib = import 'lib/labels.libsonnet';
+function(cluster, role, network, mesh) {
+  resources: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'info', namespace: 'istio-system' },
+                data: { cluster: cluster, role: role, network: network, mesh: mesh.id, peers: std.join(',', mesh.clusters), replicas: 2, ratio: 0.5 } }],
+  patches: [
+    { target: { kind: 'Namespace', name: 'istio-system' }, patch: { metadata: { labels: lib } } },
+    { target: { kind: 'IstioOperator', name: 'controlplane' }, patch: { spec: { meshConfig: null, hub: 'mirror.example.net/istio' } } },
+  ],
+}`, map[string]string{"fleet/ext/lib/labels.libsonnet": `{ team: 'mesh' }`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range p.Clusters {
+		st := c.Stage(mesh.StageExtensions)
+		if st == nil || len(st.Files) != 1 || st.Files[0].Name != "x.yaml" {
+			t.Fatalf("cluster %s: extensions stage = %+v", c.Name, st)
+		}
+		data := st.Files[0].Objects[0]["data"].(map[string]any)
+		want := map[string]any{"cluster": c.Name, "role": "primary", "network": "n1", "mesh": "mesh1", "peers": "a,b", "replicas": 2, "ratio": 0.5}
+		for k, v := range want {
+			if data[k] != v {
+				t.Errorf("cluster %s: data.%s = %#v, want %#v", c.Name, k, data[k], v)
+			}
+		}
+		ns := find(c, "Namespace", "istio-system")
+		labels := ns["metadata"].(map[string]any)["labels"].(map[string]any)
+		if labels["team"] != "mesh" || labels["topology.istio.io/network"] != "n1" {
+			t.Errorf("cluster %s: namespace labels = %v", c.Name, labels)
+		}
+		spec := find(c, "IstioOperator", "controlplane")["spec"].(map[string]any)
+		if _, ok := spec["meshConfig"]; ok || spec["hub"] != "mirror.example.net/istio" || spec["tag"] != "1.31.1" {
+			t.Errorf("cluster %s: patched IstioOperator spec = %v", c.Name, spec)
+		}
+	}
+}
+
+func TestApplyErrors(t *testing.T) {
+	tests := []struct {
+		name, ext string
+		extra     map[string]string
+		want      string
+	}{{
+
+		name: "runtime error keeps Jsonnet's position",
+		ext:  "function(cluster, role, network, mesh)\n  if role == 'primary' then error 'no primaries here' else {}",
+		want: "/fleet/ext/x.jsonnet:2:29-54",
+	}, {
+		name:  "import outside the fleet's directory",
+		ext:   `import '../../secret.libsonnet'`,
+		extra: map[string]string{"secret.libsonnet": "{}"},
+		want:  `secret.libsonnet is outside`,
+	}, {
+		name: "result of the wrong shape",
+		ext:  `{ resource: [] }`,
+		want: `want an object with resources and patches: json: unknown field "resource"`,
+	}, {
+		name: "resource without kind",
+		ext:  `{ resources: [{ metadata: { name: 'x' } }] }`,
+		want: "resources[0] has no kind",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := plan(t, tt.ext, tt.extra)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Apply = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+	_, err := plan(t, `{ patches: [{ target: { kind: 'Namespace', name: 'istio-sytem' }, patch: {} }] }`, nil)
+	if want := "for cluster a: patches[0]: no Namespace istio-sytem in cluster a"; err == nil || !strings.HasSuffix(err.Error(), want) {
+		t.Errorf("Apply = %v, want it to end in %q", err, want)
+	}
+}
