@@ -74,17 +74,8 @@ func mustKustomize(t *testing.T, args ...string) string {
 
 func readTree(t *testing.T, dir string) overlays.Tree {
 	t.Helper()
-	tree := overlays.Tree{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(dir, p)
-		tree[filepath.ToSlash(rel)] = b
-		return err
-	})
-	if err != nil {
+	tree, err := overlays.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
 	return tree

@@ -2,7 +2,6 @@ package overlays_test
 
 import (
 	"bytes"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -85,16 +84,7 @@ func TestDeterministic(t *testing.T) {
 
 func readTree(t *testing.T, dir string) overlays.Tree {
 	t.Helper()
-	tree := overlays.Tree{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(dir, p)
-		tree[filepath.ToSlash(rel)] = b
-		return err
-	})
+	tree, err := overlays.ReadDir(dir)
 	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}

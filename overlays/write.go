@@ -49,6 +49,21 @@ func Owned(dir string) ([]string, error) {
 	return owned, nil
 }
 
+// ReadDir reads every file under dir into a Tree.
+func ReadDir(dir string) (Tree, error) {
+	t := Tree{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		t[filepath.ToSlash(rel)] = b
+		return err
+	})
+	return t, err
+}
+
 // ManifestFor returns the manifest that records the files of t.
 func ManifestFor(t Tree) []byte {
 	var b bytes.Buffer

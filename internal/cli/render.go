@@ -10,21 +10,26 @@ import (
 	"github.com/meshfleet/meshfleet/schemas"
 )
 
+// prepare parses the flags of a command that renders a fleet into an
+// output directory, loads the fleet and works out the changes.
+func prepare(name, outUsage string, io IO, args []string) (f *fleet.Fleet, c *overlays.Changes, file, out string, err error) {
+	fs := flags(name, io.Out)
+	fs.StringVarP(&file, "fleet", "f", "", "fleet file (.yaml, .yml, .json, .cue or .jsonnet)")
+	fs.StringVarP(&out, "out", "o", "", outUsage)
+	if err = parse(fs, args); err == nil {
+		err = required(name, "fleet", file, "out", out)
+	}
+	if err == nil {
+		f, err = fleet.Load(file)
+	}
+	if err == nil {
+		c, err = overlays.Prepare(f, out)
+	}
+	return f, c, file, out, err
+}
+
 func runRender(io IO, args []string) error {
-	fs := flags("render", io.Out)
-	file := fs.StringP("fleet", "f", "", "fleet file (.yaml, .yml, .json, .cue or .jsonnet)")
-	out := fs.StringP("out", "o", "", "output directory")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := required("render", "fleet", *file, "out", *out); err != nil {
-		return err
-	}
-	f, err := fleet.Load(*file)
-	if err != nil {
-		return err
-	}
-	c, err := overlays.Prepare(f, *out)
+	f, c, _, out, err := prepare("render", "output directory", io, args)
 	if err != nil {
 		return err
 	}
@@ -33,7 +38,7 @@ func runRender(io IO, args []string) error {
 		return err
 	}
 	fmt.Fprintf(io.Out, "rendered %s into %s: %d files written, %d removed, %d unchanged\n",
-		plural(len(f.Clusters), "cluster"), *out, res.Written, res.Removed, res.Unchanged)
+		plural(len(f.Clusters), "cluster"), out, res.Written, res.Removed, res.Unchanged)
 	return nil
 }
 
@@ -73,25 +78,12 @@ func plural(n int, noun string) string {
 var errDrift = errors.New("drift")
 
 func runCheck(io IO, args []string) error {
-	fs := flags("check", io.Out)
-	file := fs.StringP("fleet", "f", "", "fleet file (.yaml, .yml, .json, .cue or .jsonnet)")
-	out := fs.StringP("out", "o", "", "output directory to compare with")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := required("check", "fleet", *file, "out", *out); err != nil {
-		return err
-	}
-	f, err := fleet.Load(*file)
-	if err != nil {
-		return err
-	}
-	c, err := overlays.Prepare(f, *out)
+	_, c, file, out, err := prepare("check", "output directory to compare with", io, args)
 	if err != nil || c.Empty() {
 		return err
 	}
 	io.Out.Write(c.Diff())
-	fmt.Fprintf(io.Err, "%s is out of date with %s; to fix it, run:\n  meshfleet render -f %s -o %s\n", *out, *file, shellQuote(*file), shellQuote(*out))
+	fmt.Fprintf(io.Err, "%s is out of date with %s; to fix it, run:\n  meshfleet render -f %s -o %s\n", out, file, shellQuote(file), shellQuote(out))
 	return errDrift
 }
 
