@@ -487,6 +487,139 @@ spec:
 fleet.yaml:21:18: spec.clusters.west.apiServer: kubernetes.default.svc is an in-cluster name, not reachable from other clusters`,
 		},
 		{
+			name: "apiServer named kubernetes, with a trailing dot",
+			src: `
+apiVersion: meshfleet.dev/v1alpha1
+kind: MeshFleet
+metadata:
+  name: test
+spec:
+  mesh:
+    id: mesh1
+  istio:
+    version: 1.31.1
+  clusters:
+    east:
+      role: primary
+      network: net1
+      apiServer: https://kubernetes:443
+      eastWestGateway:
+        address: 192.0.2.10
+    west:
+      role: primary
+      network: net2
+      apiServer: https://kubernetes.default.:443
+`,
+			want: `fleet.yaml:14:18: spec.clusters.east.apiServer: kubernetes is an in-cluster name, not reachable from other clusters
+fleet.yaml:20:18: spec.clusters.west.apiServer: kubernetes.default is an in-cluster name, not reachable from other clusters`,
+		},
+		{
+			name: "apiServer duplicates that differ in case, port and slash",
+			src: `
+apiVersion: meshfleet.dev/v1alpha1
+kind: MeshFleet
+metadata:
+  name: test
+spec:
+  mesh:
+    id: mesh1
+  istio:
+    version: 1.31.1
+  clusters:
+    east:
+      role: primary
+      network: net1
+      apiServer: https://EAST.example.net/
+      eastWestGateway:
+        address: 192.0.2.10
+    west:
+      role: primary
+      network: net2
+      apiServer: https://east.example.net:443
+`,
+			want: `fleet.yaml:20:18: spec.clusters.west.apiServer: https://east.example.net:443 is also the API server of cluster east`,
+		},
+		{
+			name: "apiServer on a multicast address",
+			src: `
+apiVersion: meshfleet.dev/v1alpha1
+kind: MeshFleet
+metadata:
+  name: test
+spec:
+  mesh:
+    id: mesh1
+  istio:
+    version: 1.31.1
+  clusters:
+    east:
+      role: primary
+      network: net1
+      apiServer: https://224.0.0.1:6443
+      eastWestGateway:
+        address: 192.0.2.10
+    west:
+      role: primary
+      network: net2
+      apiServer: https://west.example.net
+`,
+			want: `fleet.yaml:14:18: spec.clusters.east.apiServer: 224.0.0.1 is not reachable from other clusters`,
+		},
+		{
+			name: "gateway duplicates that differ in IPv6 spelling",
+			src: `
+apiVersion: meshfleet.dev/v1alpha1
+kind: MeshFleet
+metadata:
+  name: test
+spec:
+  mesh:
+    id: mesh1
+  istio:
+    version: 1.31.1
+  clusters:
+    east:
+      role: primary
+      network: net1
+      apiServer: https://east.example.net
+      eastWestGateway:
+        address: 2001:db8::1
+    west:
+      role: primary
+      network: net2
+      apiServer: https://west.example.net
+      eastWestGateway:
+        address: 2001:DB8:0::1
+`,
+			want: `fleet.yaml:22:18: spec.clusters.west.eastWestGateway.address: 2001:DB8:0::1 is also the east-west gateway address of cluster east`,
+		},
+		{
+			name: "gateway address that is a broken IPv4 address",
+			src: `
+apiVersion: meshfleet.dev/v1alpha1
+kind: MeshFleet
+metadata:
+  name: test
+spec:
+  mesh:
+    id: mesh1
+  istio:
+    version: 1.31.1
+  clusters:
+    east:
+      role: primary
+      network: net1
+      apiServer: https://east.example.net
+      eastWestGateway:
+        address: 999.1.1.1
+    west:
+      role: primary
+      network: net2
+      apiServer: https://west.example.net
+`,
+			want: `fleet.yaml:16:18: spec.clusters.east.eastWestGateway.address: "999.1.1.1" is neither an IP address nor a DNS name`,
+		},
+		{
 			name: "apiServer port out of range",
 			src: `
 apiVersion: meshfleet.dev/v1alpha1
