@@ -38,18 +38,14 @@ type command struct {
 	run           func(io IO, args []string) error
 }
 
-var commands []command
-
-func init() {
-	commands = []command{
-		{"render", "validate the fleet file and write every cluster's overlay", runRender},
-		{"check", "render in memory and show how the output directory differs", runCheck},
-		{"validate", "validate the fleet file; print every error", runValidate},
-		{"krm", "run as a KRM function: ResourceList on stdin, ResourceList on stdout", runKRM},
-		{"cmp", "run as Argo CD plugin: print one cluster's manifests", runCMP},
-		{"schema", "print the embedded CUE schema of the fleet file", runSchema},
-		{"version", "print meshfleet's version", runVersion},
-	}
+var commands = []command{
+	{"render", "validate the fleet file and write every cluster's overlay", runRender},
+	{"check", "render in memory and show how the output directory differs", runCheck},
+	{"validate", "validate the fleet file; print every error", runValidate},
+	{"krm", "run as a KRM function: ResourceList on stdin, ResourceList on stdout", runKRM},
+	{"cmp", "run as Argo CD plugin: print one cluster's manifests", runCMP},
+	{"schema", "print the embedded CUE schema of the fleet file", runSchema},
+	{"version", "print meshfleet's version", runVersion},
 }
 
 // Main runs meshfleet with the process's arguments and standard streams
