@@ -66,10 +66,11 @@ func Layout(p *mesh.Plan) (Tree, error) {
 	for _, c := range p.Clusters {
 		dir := ClusterDir(c.Name)
 		var stages []string
+		repoStage := firstChartStage(c)
 		for i, s := range c.Stages {
 			files := l.files(path.Join(dir, s.Name), s.Files)
 			if d.Flux != nil && len(s.Charts) > 0 {
-				files = append(files, l.fluxHelmReleases(path.Join(dir, s.Name), s, i == firstChartStage(c)))
+				files = append(files, l.fluxHelmReleases(path.Join(dir, s.Name), s, i == repoStage))
 			}
 			for _, b := range s.Bases {
 				files = append(files, path.Join("..", "..", "..", SharedDir, b))
