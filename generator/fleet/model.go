@@ -147,6 +147,7 @@ type Cluster struct {
 	Network         string   `json:"network"`
 	APIServer       string   `json:"apiServer"`
 	ControlPlane    string   `json:"controlPlane"`
+	KubeContext     string   `json:"kubeContext,omitempty"`
 	EastWestGateway *Gateway `json:"eastWestGateway,omitempty"`
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -33,19 +34,43 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
+// A command declares its flags on a flag set and returns the function that
+// runs it once the flags are parsed. Declaring without running is what
+// help and shell completion use.
 type command struct {
 	name, summary string
-	run           func(io IO, args []string) error
+	// synopsis follows "meshfleet <name>" in the usage line.
+	synopsis string
+	// args are the values a positional argument takes; a command without
+	// them takes no positional arguments.
+	args  []string
+	setup func(fs *pflag.FlagSet) runFunc
 }
 
-var commands = []command{
-	{"render", "validate the fleet file and write every cluster's overlay", runRender},
-	{"check", "render in memory and show how the output directory differs", runCheck},
-	{"validate", "validate the fleet file; print every error", runValidate},
-	{"krm", "run as a KRM function: ResourceList on stdin, ResourceList on stdout", runKRM},
-	{"cmp", "run as Argo CD plugin: print one cluster's manifests", runCMP},
-	{"schema", "print the embedded CUE schema of the fleet file", runSchema},
-	{"version", "print meshfleet's version", runVersion},
+// runFunc runs a command with its positional arguments.
+type runFunc func(io IO, args []string) error
+
+// commands is filled in by init: help and completion read it.
+var commands []command
+
+func init() {
+	commands = []command{
+		{"render", "validate the fleet file and write every cluster's overlay", "-f FLEET -o DIR [-q|-v]", nil, setupRender},
+		{"check", "render in memory and show how the output directory differs", "-f FLEET -o DIR [-q]", nil, setupCheck},
+		{"validate", "validate the fleet file; print every error", "-f FLEET [-q]", nil, setupValidate},
+		{"graph", "print the mesh as a Mermaid or DOT graph", "-f FLEET [--format mermaid|dot]", nil, setupGraph},
+		{"secrets", "print the commands that fill every secret placeholder", "-f FLEET", nil, setupSecrets},
+		{"krm", "run as a KRM function: ResourceList on stdin, ResourceList on stdout", "[--cluster C]", nil, setupKRM},
+		{"cmp", "run as Argo CD plugin: print one cluster's manifests", "[-f FLEET] [--cluster C]", nil, setupCMP},
+		{"schema", "print the fleet file's schema (CUE, or JSON Schema for editors)", "[--format cue|jsonschema]", nil, setupSchema},
+		{"completion", "print a shell completion script", "bash|zsh|fish", shells, setupCompletion},
+		{"version", "print meshfleet's version", "", nil, setupVersion},
+		{"help", "print help for meshfleet or one of its commands", "[command]", nil, setupHelp},
+	}
+	help := &commands[len(commands)-1]
+	for _, c := range commands {
+		help.args = append(help.args, c.name)
+	}
 }
 
 // Main runs meshfleet with the process's arguments and standard streams
@@ -81,50 +106,99 @@ func dispatch(args []string, io IO) error {
 		return usagef("no command given")
 	}
 	name := args[0]
-	if name == "help" || name == "-h" || name == "--help" {
+	if name == "-h" || name == "--help" {
 		usage(io.Out)
 		return nil
 	}
-	for _, c := range commands {
-		if c.name == name {
-			return c.run(io, args[1:])
+	c := lookup(name)
+	if c == nil {
+		return usagef("unknown command %q", name)
+	}
+	fs := newFlagSet(c)
+	run := c.setup(fs)
+	if err := parse(fs, c, args[1:], io.Out); err != nil {
+		return err
+	}
+	return run(io, fs.Args())
+}
+
+func lookup(name string) *command {
+	for i := range commands {
+		if commands[i].name == name {
+			return &commands[i]
 		}
 	}
-	return usagef("unknown command %q", name)
+	return nil
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "meshfleet renders an Istio multi-cluster fleet file into per-cluster kustomize overlays.")
 	fmt.Fprintln(w, "\nUsage: meshfleet <command> [flags]\n\nCommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'meshfleet <command> --help' for a command's flags.")
+	fmt.Fprintln(w, "\nRun 'meshfleet help <command>' for a command's flags.")
 }
 
-// flags returns a flag set for a command that prints its usage to w.
-func flags(name string, w io.Writer) *pflag.FlagSet {
-	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	fs.SetOutput(w)
-	fs.SortFlags = false
-	fs.Usage = func() {
-		fmt.Fprintf(w, "Usage: meshfleet %s [flags]\n\nFlags:\n%s", name, fs.FlagUsages())
+// commandUsage prints a command's synopsis and flags.
+func commandUsage(w io.Writer, c *command, fs *pflag.FlagSet) {
+	line := "meshfleet " + c.name
+	if c.synopsis != "" {
+		line += " " + c.synopsis
 	}
+	fmt.Fprintf(w, "Usage: %s\n\n%s.\n", line, strings.ToUpper(c.summary[:1])+c.summary[1:])
+	if fs.HasFlags() {
+		fmt.Fprintf(w, "\nFlags:\n%s", fs.FlagUsages())
+	}
+}
+
+// complete is the pflag annotation that tells the completion scripts
+// what a flag's value is: "file" (a fleet file), "dir", or a list of
+// words.
+const complete = "meshfleet/complete"
+
+func newFlagSet(c *command) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(c.name, pflag.ContinueOnError)
+	fs.SortFlags = false
 	return fs
 }
 
-// parse parses args and wraps flag mistakes as usage errors.
-func parse(fs *pflag.FlagSet, args []string) error {
+// fleetFlag declares -f/--fleet.
+func fleetFlag(fs *pflag.FlagSet, p *string, value, usage string) {
+	fs.StringVarP(p, "fleet", "f", value, usage)
+	_ = fs.SetAnnotation("fleet", complete, []string{"file"})
+}
+
+// wordsFlag declares a flag that takes one of words.
+func wordsFlag(fs *pflag.FlagSet, p *string, name string, words []string, usage string) {
+	fs.StringVar(p, name, words[0], fmt.Sprintf("%s: %s", usage, strings.Join(words, " or ")))
+	_ = fs.SetAnnotation(name, complete, words)
+}
+
+// oneOf checks the value of a flag declared with wordsFlag.
+func oneOf(cmd, flag, value string, words []string) error {
+	if !slices.Contains(words, value) {
+		return usagef("%s: --%s must be %s, not %q", cmd, flag, strings.Join(words, " or "), value)
+	}
+	return nil
+}
+
+// parse parses args and wraps flag mistakes as usage errors. --help prints
+// the command's usage to w, once.
+func parse(fs *pflag.FlagSet, c *command, args []string, w io.Writer) error {
 	fs.SetOutput(io.Discard) // Run prints the error once
+	fs.Usage = func() {}     // pflag calls it on -h; we print below
 	err := fs.Parse(args)
 	switch {
 	case errors.Is(err, pflag.ErrHelp):
-		fs.Usage()
+		commandUsage(w, c, fs)
 		return err
 	case err != nil:
 		return usagef("%s: %v", fs.Name(), err)
-	case fs.NArg() > 0:
+	case c.args == nil && fs.NArg() > 0:
 		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	case fs.NArg() > 1:
+		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(1))
 	}
 	return nil
 }
@@ -142,14 +216,30 @@ func required(cmd string, pairs ...string) error {
 	return nil
 }
 
-func runVersion(io IO, args []string) error {
-	if err := parse(flags("version", io.Out), args); err != nil {
-		return err
+func setupHelp(*pflag.FlagSet) runFunc {
+	return func(io IO, args []string) error {
+		if len(args) == 0 {
+			usage(io.Out)
+			return nil
+		}
+		c := lookup(args[0])
+		if c == nil {
+			return usagef("help: unknown command %q", args[0])
+		}
+		fs := newFlagSet(c)
+		c.setup(fs)
+		commandUsage(io.Out, c, fs)
+		return nil
 	}
-	v := "(devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		v = bi.Main.Version
+}
+
+func setupVersion(*pflag.FlagSet) runFunc {
+	return func(io IO, _ []string) error {
+		v := "(devel)"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+		fmt.Fprintf(io.Out, "meshfleet %s\n", v)
+		return nil
 	}
-	fmt.Fprintf(io.Out, "meshfleet %s\n", v)
-	return nil
 }

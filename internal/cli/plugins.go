@@ -14,17 +14,15 @@ import (
 	"github.com/meshfleet/meshfleet/overlays"
 )
 
-func runKRM(io IO, args []string) error {
-	fs := flags("krm", io.Out)
+func setupKRM(fs *pflag.FlagSet) runFunc {
 	cluster := fs.String("cluster", "", "cluster whose objects to emit (else spec.cluster of the ClusterOverlay, or the meshfleet.dev/cluster annotation of an inline MeshFleet)")
-	if err := parse(fs, args); err != nil {
-		return err
+	return func(io IO, _ []string) error {
+		dir, err := os.Getwd()
+		if err != nil {
+			return err
+		}
+		return overlays.KRM(io.In, io.Out, dir, *cluster)
 	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	return overlays.KRM(io.In, io.Out, dir, *cluster)
 }
 
 // cmpParams are the plugin parameters meshfleet cmp takes, each also a
@@ -37,13 +35,14 @@ var cmpParams = []string{"cluster", "fleet"}
 // ARGOCD_ENV_MESHFLEET_CLUSTER / _FLEET and from the plugin parameters in
 // ARGOCD_APP_PARAMETERS. Without a cluster, the application's name picks
 // it: a cluster of that name, or the one the name ends with after a '-'.
-func runCMP(io IO, args []string) error {
-	fs := flags("cmp", io.Out)
-	file := fs.StringP("fleet", "f", "fleet.yaml", "fleet file, relative to the application's source directory")
+func setupCMP(fs *pflag.FlagSet) runFunc {
+	file := new(string)
+	fleetFlag(fs, file, "fleet.yaml", "fleet file, relative to the application's source directory")
 	cluster := fs.String("cluster", "", "cluster whose manifests to print (default: derived from ARGOCD_APP_NAME)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
+	return func(io IO, _ []string) error { return runCMP(io, fs, file, cluster) }
+}
+
+func runCMP(io IO, fs *pflag.FlagSet, file, cluster *string) error {
 	if err := cmpSettings(fs); err != nil {
 		return err
 	}

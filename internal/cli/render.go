@@ -1,70 +1,147 @@
 package cli
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
+
+	"github.com/spf13/pflag"
 
 	"github.com/meshfleet/meshfleet/generator/fleet"
 	"github.com/meshfleet/meshfleet/overlays"
 	"github.com/meshfleet/meshfleet/schemas"
 )
 
-// prepare parses the flags of a command that renders a fleet into an
-// output directory, loads the fleet and works out the changes.
-func prepare(name, outUsage string, io IO, args []string) (f *fleet.Fleet, c *overlays.Changes, file, out string, err error) {
-	fs := flags(name, io.Out)
-	fs.StringVarP(&file, "fleet", "f", "", "fleet file (.yaml, .yml, .json, .cue or .jsonnet)")
-	fs.StringVarP(&out, "out", "o", "", outUsage)
-	if err = parse(fs, args); err == nil {
-		err = required(name, "fleet", file, "out", out)
-	}
-	if err == nil {
-		f, err = fleet.Load(file)
-	}
-	if err == nil {
-		c, err = overlays.Prepare(f, out)
-	}
-	return f, c, file, out, err
+// outFlags are the flags of the commands that render into a directory.
+type outFlags struct {
+	file, out      string
+	quiet, verbose bool
 }
 
-func runRender(io IO, args []string) error {
-	f, c, _, out, err := prepare("render", "output directory", io, args)
-	if err != nil {
-		return err
+func (o *outFlags) declare(fs *pflag.FlagSet, outUsage string, verbose bool) {
+	fleetFlag(fs, &o.file, "", "fleet file (.yaml, .yml, .json, .cue or .jsonnet)")
+	fs.StringVarP(&o.out, "out", "o", "", outUsage)
+	_ = fs.SetAnnotation("out", complete, []string{"dir"})
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing on success")
+	if verbose {
+		fs.BoolVarP(&o.verbose, "verbose", "v", false, "list each file written or removed")
 	}
-	res, err := c.Apply()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(io.Out, "rendered %s into %s: %d files written, %d removed, %d unchanged\n",
-		plural(len(f.Clusters), "cluster"), out, res.Written, res.Removed, res.Unchanged)
-	return nil
 }
 
-func runValidate(io IO, args []string) error {
-	fs := flags("validate", io.Out)
-	file := fs.StringP("fleet", "f", "", "fleet file (.yaml, .yml, .json, .cue or .jsonnet)")
-	if err := parse(fs, args); err != nil {
-		return err
+// prepare loads the fleet and works out the changes to the output
+// directory.
+func (o *outFlags) prepare(name string) (*fleet.Fleet, *overlays.Changes, error) {
+	if err := required(name, "fleet", o.file, "out", o.out); err != nil {
+		return nil, nil, err
 	}
-	if err := required("validate", "fleet", *file); err != nil {
-		return err
+	if o.quiet && o.verbose {
+		return nil, nil, usagef("%s: -q and -v exclude each other", name)
 	}
-	f, err := fleet.Load(*file)
+	f, err := fleet.Load(o.file)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	fmt.Fprintf(io.Out, "%s: fleet %s is valid: %s, %s, %s\n", *file, f.Metadata.Name, plural(len(f.Clusters), "cluster"), f.ControlPlane(), f.Network())
-	return nil
+	c, err := overlays.Prepare(f, o.out)
+	return f, c, err
 }
 
-func runSchema(io IO, args []string) error {
-	if err := parse(flags("schema", io.Out), args); err != nil {
+func setupRender(fs *pflag.FlagSet) runFunc {
+	var o outFlags
+	o.declare(fs, "output directory", true)
+	return func(io IO, _ []string) error {
+		f, c, err := o.prepare("render")
+		if err != nil {
+			return err
+		}
+		var written, removed []string
+		if o.verbose {
+			written, removed = changedFiles(c.Diff())
+		}
+		res, err := c.Apply()
+		if err != nil {
+			return err
+		}
+		if o.quiet {
+			return nil
+		}
+		for _, p := range written {
+			fmt.Fprintf(io.Out, "wrote %s\n", filepath.Join(o.out, filepath.FromSlash(p)))
+		}
+		for _, p := range removed {
+			fmt.Fprintf(io.Out, "removed %s\n", filepath.Join(o.out, filepath.FromSlash(p)))
+		}
+		fmt.Fprintf(io.Out, "rendered %s into %s: %d files written, %d removed, %d unchanged\n",
+			plural(len(f.Clusters), "cluster"), o.out, res.Written, res.Removed, res.Unchanged)
+		return nil
+	}
+}
+
+// changedFiles reads the paths a render writes and removes from the
+// per-file headers ("diff a/p b/p") of [overlays.Changes.Diff], leaving out
+// the manifest, which [overlays.Result] does not count either. Content
+// lines of a unified diff start with ' ', '-', '+' or '\', so a header
+// cannot be mistaken for one.
+func changedFiles(diff []byte) (written, removed []string) {
+	sc := bufio.NewScanner(bytes.NewReader(diff))
+	sc.Buffer(nil, len(diff)+1)
+	for sc.Scan() {
+		names, ok := strings.CutPrefix(sc.Text(), "diff ")
+		if !ok {
+			continue
+		}
+		oldName, newName, _ := strings.Cut(names, " ")
+		switch {
+		case newName == "/dev/null":
+			if p := strings.TrimPrefix(oldName, "a/"); p != overlays.Manifest {
+				removed = append(removed, p)
+			}
+		default:
+			if p := strings.TrimPrefix(newName, "b/"); p != overlays.Manifest {
+				written = append(written, p)
+			}
+		}
+	}
+	return written, removed
+}
+
+func setupValidate(fs *pflag.FlagSet) runFunc {
+	var file string
+	var quiet bool
+	fleetFlag(fs, &file, "", "fleet file (.yaml, .yml, .json, .cue or .jsonnet)")
+	fs.BoolVarP(&quiet, "quiet", "q", false, "print nothing when the fleet is valid")
+	return func(io IO, _ []string) error {
+		if err := required("validate", "fleet", file); err != nil {
+			return err
+		}
+		f, err := fleet.Load(file)
+		if err != nil || quiet {
+			return err
+		}
+		fmt.Fprintf(io.Out, "%s: fleet %s is valid: %s, %s, %s\n", file, f.Metadata.Name, plural(len(f.Clusters), "cluster"), f.ControlPlane(), f.Network())
+		return nil
+	}
+}
+
+// schemaFormats are what meshfleet schema prints.
+var schemaFormats = []string{"cue", "jsonschema"}
+
+func setupSchema(fs *pflag.FlagSet) runFunc {
+	var format string
+	wordsFlag(fs, &format, "format", schemaFormats, "schema language")
+	return func(io IO, _ []string) error {
+		if err := oneOf("schema", "format", format, schemaFormats); err != nil {
+			return err
+		}
+		src := schemas.MeshFleet
+		if format == "jsonschema" {
+			src = schemas.JSONSchema
+		}
+		_, err := io.Out.Write(src)
 		return err
 	}
-	_, err := io.Out.Write(schemas.MeshFleet)
-	return err
 }
 
 func plural(n int, noun string) string {
@@ -77,14 +154,21 @@ func plural(n int, noun string) string {
 // errDrift says check found differences; they are already printed.
 var errDrift = errors.New("drift")
 
-func runCheck(io IO, args []string) error {
-	_, c, file, out, err := prepare("check", "output directory to compare with", io, args)
-	if err != nil || c.Empty() {
-		return err
+func setupCheck(fs *pflag.FlagSet) runFunc {
+	var o outFlags
+	o.declare(fs, "output directory to compare with", false)
+	fs.Lookup("quiet").Usage = "print no diff, only the command that fixes the drift"
+	return func(io IO, _ []string) error {
+		_, c, err := o.prepare("check")
+		if err != nil || c.Empty() {
+			return err
+		}
+		if !o.quiet {
+			io.Out.Write(c.Diff())
+		}
+		fmt.Fprintf(io.Err, "%s is out of date with %s; to fix it, run:\n  meshfleet render -f %s -o %s\n", o.out, o.file, shellQuote(o.file), shellQuote(o.out))
+		return errDrift
 	}
-	io.Out.Write(c.Diff())
-	fmt.Fprintf(io.Err, "%s is out of date with %s; to fix it, run:\n  meshfleet render -f %s -o %s\n", out, file, shellQuote(file), shellQuote(out))
-	return errDrift
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it.

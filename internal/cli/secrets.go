@@ -1,0 +1,158 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/meshfleet/meshfleet/generator/fleet"
+)
+
+func setupSecrets(fs *pflag.FlagSet) runFunc {
+	var file string
+	fleetFlag(fs, &file, "", "fleet file (.yaml, .yml, .json, .cue or .jsonnet)")
+	return func(io IO, _ []string) error {
+		if err := required("secrets", "fleet", file); err != nil {
+			return err
+		}
+		f, err := fleet.Load(file)
+		if err != nil {
+			return err
+		}
+		if f.Spec.Secrets.Provider == fleet.ProviderExternalSecrets {
+			storeKeys(io.Out, f)
+		} else {
+			secretCommands(io.Out, f)
+		}
+		return nil
+	}
+}
+
+// kubeContext is the kubeconfig context meshfleet secrets uses for c.
+func kubeContext(c *fleet.Cluster) string {
+	if c.KubeContext != "" {
+		return c.KubeContext
+	}
+	return c.Name
+}
+
+// reads lists, for every cluster, the primaries whose istiod reads its
+// API server through a remote secret: every primary but itself.
+func reads(f *fleet.Fleet) map[string][]*fleet.Cluster {
+	m := map[string][]*fleet.Cluster{}
+	for _, p := range f.Clusters {
+		if p.Role != fleet.Primary {
+			continue
+		}
+		for _, c := range f.Clusters {
+			if c != p {
+				m[c.Name] = append(m[c.Name], p)
+			}
+		}
+	}
+	return m
+}
+
+func primaries(f *fleet.Fleet) []*fleet.Cluster {
+	var ps []*fleet.Cluster
+	for _, c := range f.Clusters {
+		if c.Role == fleet.Primary {
+			ps = append(ps, c)
+		}
+	}
+	return ps
+}
+
+// secretCommands prints the shell commands that fill the placeholders of
+// the placeholder provider: cacerts in every primary, and in every
+// primary a remote secret for every other cluster.
+func secretCommands(w io.Writer, f *fleet.Fleet) {
+	fmt.Fprintf(w, `# Fill the secret placeholders of fleet %s. meshfleet writes no secret material;
+# these commands make it, with each cluster's kubeconfig context (the cluster's
+# name unless the fleet sets clusters.<cluster>.kubeContext).
+`, f.Metadata.Name)
+	ps := primaries(f)
+	fmt.Fprintf(w, `
+# 1. cacerts, before istiod starts: one root CA for the mesh and an
+# intermediate CA per primary, made with the Makefile of Istio's tools/certs
+# (https://github.com/istio/istio/tree/master/tools/certs; ISTIO is a checkout
+# or release archive of Istio). Keep root-key.pem somewhere safe, offline.
+make -f "$ISTIO/tools/certs/Makefile.selfsigned.mk" root-ca
+`)
+	for _, p := range ps {
+		d := shellQuote(p.Name)
+		fmt.Fprintf(w, `make -f "$ISTIO/tools/certs/Makefile.selfsigned.mk" %s-cacerts
+kubectl create secret generic cacerts -n istio-system \
+  --from-file=%[2]s/ca-cert.pem --from-file=%[2]s/ca-key.pem \
+  --from-file=%[2]s/root-cert.pem --from-file=%[2]s/cert-chain.pem \
+  --dry-run=client -o yaml | kubectl apply --context=%[3]s -f -
+`, d, d, shellQuote(kubeContext(p)))
+	}
+	r := reads(f)
+	if len(r) == 0 {
+		return
+	}
+	fmt.Fprintf(w, `
+# 2. Remote secrets: the istiod of every primary reads every other cluster's
+# API server with that cluster's istio-reader-service-account. Run each line
+# once the cluster it reads has its control plane and its remote-secrets stage.
+`)
+	for _, c := range f.Clusters {
+		for _, p := range r[c.Name] {
+			fmt.Fprintf(w, "istioctl create-remote-secret --context=%s --name=%s --server=%s \\\n  | kubectl apply --context=%s -n istio-system -f -\n",
+				shellQuote(kubeContext(c)), c.Name, shellQuote(c.APIServer), shellQuote(kubeContext(p)))
+		}
+	}
+}
+
+// storeKeys says what the External Secrets store must hold and where
+// the values come from.
+func storeKeys(w io.Writer, f *fleet.Fleet) {
+	s := f.Spec.Secrets
+	fmt.Fprintf(w, `# Fleet %s takes its secrets from the External Secrets Operator %s %s.
+# The ExternalSecrets meshfleet renders read these keys, each a map of properties:
+`, f.Metadata.Name, s.Store.Kind, s.Store.Name)
+	ps, r := primaries(f), reads(f)
+	for _, p := range ps {
+		fmt.Fprintf(w, "#   %s/%s/cacerts: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem\n", s.KeyPrefix, p.Name)
+	}
+	for _, c := range f.Clusters {
+		var by []string
+		for _, p := range r[c.Name] {
+			by = append(by, p.Name)
+		}
+		if len(by) > 0 {
+			fmt.Fprintf(w, "#   %s/%s/reader: token, ca.crt (read by the istiod of %s)\n", s.KeyPrefix, c.Name, strings.Join(by, ", "))
+		}
+	}
+	if len(ps) > 0 {
+		fmt.Fprintf(w, `
+# cacerts: an intermediate CA per primary, signed by the mesh's one root, so
+# root-cert.pem is the same in every key. Istio's tools/certs makes them
+# (https://github.com/istio/istio/tree/master/tools/certs; ISTIO is a checkout
+# or release archive of Istio) into <primary>/*.pem:
+make -f "$ISTIO/tools/certs/Makefile.selfsigned.mk" root-ca
+`)
+		for _, p := range ps {
+			fmt.Fprintf(w, "make -f \"$ISTIO/tools/certs/Makefile.selfsigned.mk\" %s-cacerts\n", p.Name)
+		}
+	}
+	if len(r) == 0 {
+		return
+	}
+	fmt.Fprintf(w, `
+# reader: token and ca.crt of the Secret
+# istio-reader-service-account-istio-remote-secret-token, which meshfleet
+# renders into each cluster and Kubernetes fills:
+`)
+	for _, c := range f.Clusters {
+		if len(r[c.Name]) == 0 {
+			continue
+		}
+		get := fmt.Sprintf("kubectl get secret istio-reader-service-account-istio-remote-secret-token -n istio-system --context=%s", shellQuote(kubeContext(c)))
+		fmt.Fprintf(w, "%s -o jsonpath='{.data.token}' | base64 -d\n", get)
+		fmt.Fprintf(w, "%s -o jsonpath='{.data.ca\\.crt}' | base64 -d\n", get)
+	}
+}

@@ -1,0 +1,422 @@
+package schemagen_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/cuecontext"
+	cuejson "cuelang.org/go/encoding/json"
+	cueyaml "cuelang.org/go/encoding/yaml"
+	"github.com/rogpeppe/go-internal/txtar"
+
+	"github.com/meshfleet/meshfleet/generator/fleet"
+	"github.com/meshfleet/meshfleet/internal/schemagen"
+	"github.com/meshfleet/meshfleet/schemas"
+)
+
+// TestJSONSchemaCurrent fails when schemas/meshfleet.schema.json is not
+// what `go generate ./schemas` writes from schemas/meshfleet.cue. With
+// MESHFLEET_UPDATE=1 it rewrites the file.
+func TestJSONSchemaCurrent(t *testing.T) {
+	got, err := schemagen.JSONSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(got, schemas.JSONSchema) {
+		return
+	}
+	const file = "../../schemas/meshfleet.schema.json"
+	if os.Getenv("MESHFLEET_UPDATE") != "" {
+		if err := os.WriteFile(file, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Errorf("schemas/meshfleet.schema.json is stale: run go generate ./schemas (or MESHFLEET_UPDATE=1 go test ./internal/schemagen)")
+}
+
+// testCase is one document both schemas judge.
+type testCase struct {
+	name  string
+	field string // the field a mutation changed
+	json  []byte // the document, as JSON
+}
+
+// TestSchemasAgree checks that the JSON Schema accepts exactly the
+// documents the CUE schema accepts: every example fleet, every fleet
+// file of the fleet package's tests (its testdata and the sources in its
+// table tests), every fleet in the CLI scripts, and a mutation of every
+// field of the examples into values of every kind.
+func TestSchemasAgree(t *testing.T) {
+	t.Parallel()
+	v, err := newValidator(schemas.JSONSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := cuecontext.New()
+	schema := ctx.CompileBytes(schemas.MeshFleet, cue.Filename(schemas.Filename)).LookupPath(cue.ParsePath("#MeshFleet"))
+	if err := schema.Err(); err != nil {
+		t.Fatal(err)
+	}
+	cueAccepts := func(doc []byte) error {
+		expr, err := cuejson.Extract("doc.json", doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return schema.Unify(ctx.BuildExpr(expr)).Validate(cue.Concrete(true))
+	}
+	jsonAccepts := func(doc []byte) error {
+		var x any
+		if err := decode(doc, &x); err != nil {
+			t.Fatal(err)
+		}
+		return v.validate(any(v.doc), x, "")
+	}
+
+	cases, skipped := fleetCases(t, ctx)
+	examples := map[string][]byte{}
+	for _, c := range cases {
+		if strings.HasPrefix(c.name, "examples/") {
+			examples[c.name] = c.json
+		}
+	}
+	mutated := mutations(t, examples, func(doc []byte, path []string) []string {
+		expr, err := cuejson.Extract("doc.json", doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sels := make([]cue.Selector, len(path))
+		for i, p := range path {
+			sels[i] = cue.Str(p)
+		}
+		it, err := schema.Unify(ctx.BuildExpr(expr)).LookupPath(cue.MakePath(sels...)).Fields(cue.Optional(true))
+		if err != nil {
+			return nil
+		}
+		var names []string
+		for it.Next() {
+			names = append(names, it.Selector().Unquoted())
+		}
+		return names
+	})
+	accepted, rejected := 0, 0
+	disagree := map[string]int{} // one report per field and verdict
+	for _, c := range append(cases, mutated...) {
+		cueErr, jsErr := cueAccepts(c.json), jsonAccepts(c.json)
+		var msg string
+		switch {
+		case cueErr == nil && jsErr != nil:
+			msg = fmt.Sprintf("CUE accepts, JSON Schema rejects: %v", jsErr)
+		case cueErr != nil && jsErr == nil:
+			msg = fmt.Sprintf("CUE rejects, JSON Schema accepts; CUE says: %v", cueErr)
+		case cueErr == nil:
+			accepted++
+		default:
+			rejected++
+		}
+		if msg == "" {
+			continue
+		}
+		key := c.field + msg[:10]
+		if disagree[key]++; disagree[key] == 1 {
+			t.Errorf("%s: %s\n%s", c.name, msg, c.json)
+		}
+	}
+	for key, n := range disagree {
+		if n > 1 {
+			t.Logf("%d more disagreements like the one on %s", n-1, key[:len(key)-10])
+		}
+	}
+	t.Logf("%d fleets (%d mutations of the examples): %d accepted by both, %d rejected by both; %d sources skipped (not data: syntax errors, non-concrete CUE, failing Jsonnet)",
+		len(cases)+len(mutated), len(mutated), accepted, rejected, len(skipped))
+	if len(examples) < 10 || len(cases) < 80 {
+		t.Errorf("found only %d examples and %d fleets: is the harvest broken?", len(examples), len(cases))
+	}
+	if accepted == 0 || rejected == 0 {
+		t.Errorf("accepted %d, rejected %d: the cases do not exercise both verdicts", accepted, rejected)
+	}
+}
+
+// fleetCases finds every fleet file the repository's tests use and
+// returns each as JSON, plus the names of sources that are not data.
+func fleetCases(t *testing.T, ctx *cue.Context) (cases []testCase, skipped []string) {
+	t.Helper()
+	add := func(name, filename string, src []byte) {
+		doc, err := toJSON(ctx, filename, src)
+		if err != nil {
+			skipped = append(skipped, name)
+			return
+		}
+		cases = append(cases, testCase{name, name, doc})
+	}
+	files, _ := filepath.Glob("../../examples/*/*")
+	more, _ := filepath.Glob("../../generator/fleet/testdata/*/*")
+	for _, f := range append(files, more...) {
+		ext := filepath.Ext(f)
+		if !slices.Contains([]string{".yaml", ".yml", ".json", ".cue", ".jsonnet"}, ext) {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(src, []byte("MeshFleet")) {
+			continue // kustomizations, plugin files
+		}
+		add(strings.TrimPrefix(f, "../../"), f, src)
+	}
+	tests, _ := filepath.Glob("../../generator/fleet/*_test.go")
+	for _, f := range tests {
+		for _, s := range goSources(t, f) {
+			add(fmt.Sprintf("%s:%d", strings.TrimPrefix(f, "../../"), s.line), filepath.Join(filepath.Dir(f), s.filename), []byte(s.src))
+		}
+	}
+	scripts, _ := filepath.Glob("../cli/testdata/script/*.txtar")
+	for _, f := range scripts {
+		a, err := txtar.ParseFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, file := range a.Files {
+			if bytes.Contains(file.Data, []byte("MeshFleet")) && !strings.HasPrefix(file.Name, "want") {
+				add(strings.TrimPrefix(f, "../")+":"+file.Name, file.Name, file.Data)
+			}
+		}
+	}
+	return cases, skipped
+}
+
+// toJSON evaluates a fleet source to the JSON document it stands for.
+func toJSON(ctx *cue.Context, filename string, src []byte) ([]byte, error) {
+	var v cue.Value
+	switch filepath.Ext(filename) {
+	case ".yaml", ".yml", ".json":
+		f, err := cueyaml.Extract(filename, src)
+		if err != nil {
+			return nil, err
+		}
+		v = ctx.BuildFile(f)
+	case ".cue":
+		v = ctx.CompileBytes(src, cue.Filename(filename))
+	case ".jsonnet":
+		vm, err := fleet.JsonnetVM(filepath.Dir(filename))
+		if err != nil {
+			return nil, err
+		}
+		out, err := vm.EvaluateAnonymousSnippet(filename, string(src))
+		if err != nil {
+			return nil, err
+		}
+		return []byte(out), nil
+	default:
+		return nil, fmt.Errorf("not a fleet file")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	return v.MarshalJSON()
+}
+
+// goSource is a fleet file written inline in a Go test.
+type goSource struct {
+	line          int
+	filename, src string
+}
+
+// goSources finds the `src` fields of the table tests in a Go file whose
+// value is a constant string expression (literals, package constants and
+// +), with the `filename` field beside them (fleet.yaml by default). The
+// inline fleets drop their leading newline, as the tests do.
+func goSources(t *testing.T, path string) []goSource {
+	t.Helper()
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, path, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	consts := map[string]ast.Expr{}
+	for _, d := range f.Decls {
+		if g, ok := d.(*ast.GenDecl); ok && g.Tok == token.CONST {
+			for _, s := range g.Specs {
+				vs := s.(*ast.ValueSpec)
+				for i, n := range vs.Names {
+					if i < len(vs.Values) {
+						consts[n.Name] = vs.Values[i]
+					}
+				}
+			}
+		}
+	}
+	var eval func(e ast.Expr) (string, bool)
+	eval = func(e ast.Expr) (string, bool) {
+		switch e := e.(type) {
+		case *ast.BasicLit:
+			if e.Kind == token.STRING {
+				s, err := strconv.Unquote(e.Value)
+				return s, err == nil
+			}
+		case *ast.Ident:
+			if c, ok := consts[e.Name]; ok {
+				return eval(c)
+			}
+		case *ast.ParenExpr:
+			return eval(e.X)
+		case *ast.BinaryExpr:
+			if e.Op == token.ADD {
+				x, ok1 := eval(e.X)
+				y, ok2 := eval(e.Y)
+				return x + y, ok1 && ok2
+			}
+		}
+		return "", false
+	}
+	var out []goSource
+	ast.Inspect(f, func(n ast.Node) bool {
+		lit, ok := n.(*ast.CompositeLit)
+		if !ok {
+			return true
+		}
+		s := goSource{filename: "fleet.yaml"}
+		found := false
+		for _, e := range lit.Elts {
+			kv, ok := e.(*ast.KeyValueExpr)
+			if !ok {
+				continue
+			}
+			key, ok := kv.Key.(*ast.Ident)
+			if !ok {
+				continue
+			}
+			switch key.Name {
+			case "src":
+				if v, ok := eval(kv.Value); ok {
+					s.src, s.line, found = strings.TrimPrefix(v, "\n"), fset.Position(kv.Pos()).Line, true
+				}
+			case "filename":
+				if v, ok := eval(kv.Value); ok && v != "" {
+					s.filename = v
+				}
+			}
+		}
+		if found {
+			out = append(out, s)
+		}
+		return true
+	})
+	return out
+}
+
+// probes are the values every field of the examples is replaced with: a
+// value of each JSON type, strings that break each pattern of the schema
+// and strings that satisfy them.
+var probes = []any{
+	nil, true, 0, 1.31, -1, "", " ", "UPPER", "has space", "x$y", "${VAR}", "-lead", "trail-",
+	"a_b", "a.b", "1.31", "1.31.1", "1.31.1-rc.0", "v1.31.1", "10m", "1h", "ten", "./out", "out",
+	"/abs", "../up", "https://ok.example.net", "http://plain.example.net", "oci://r.example.net/c",
+	"git@host:repo", "registry.example.net/istio", "Registry.Example", "a/b//c",
+	"ext.jsonnet", "ext.libsonnet", "ext.json", "primary", "remote", "helm", "sail", "istioctl",
+	"placeholder", "external-secrets", "multi-primary", "multi-network", "SecretStore", "OCIRepository",
+	strings.Repeat("a", 64), strings.Repeat("a", 63), "x", map[string]any{}, []any{},
+	[]any{map[string]any{"jsonnet": "a.jsonnet"}}, map[string]any{"provider": "placeholder"},
+	map[string]any{"name": "n"}, map[string]any{"address": "192.0.2.1"},
+}
+
+// mutations returns, for every field of the examples and every field the
+// CUE schema allows beside them (each schema path once), the example with
+// that field set to every probe, removed, and with an unknown field
+// beside it. fields lists the fields the CUE schema has at a path of a
+// document.
+func mutations(t *testing.T, examples map[string][]byte, fields func(doc []byte, path []string) []string) []testCase {
+	t.Helper()
+	var names []string
+	for n := range examples {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	seen := map[string]bool{}
+	var out []testCase
+	for _, name := range names {
+		var doc any
+		if err := json.Unmarshal(examples[name], &doc); err != nil {
+			t.Fatal(err)
+		}
+		var walk func(x any, path []string)
+		walk = func(x any, path []string) {
+			obj, ok := x.(map[string]any)
+			if !ok {
+				return
+			}
+			keys := make([]string, 0, len(obj))
+			for k := range obj {
+				keys = append(keys, k)
+			}
+			b, err := json.Marshal(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range fields(b, path) {
+				if !slices.Contains(keys, k) {
+					keys = append(keys, k)
+				}
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				p := append(slices.Clone(path), k)
+				shape := schemaPath(p)
+				if !seen[shape] {
+					seen[shape] = true
+					orig, present := obj[k]
+					for _, pr := range append(slices.Clone(probes), "__delete__", "__unknown__") {
+						switch pr {
+						case "__delete__":
+							delete(obj, k)
+						case "__unknown__":
+							obj["zz"+k] = "x"
+						default:
+							obj[k] = pr
+						}
+						b, err := json.Marshal(doc)
+						if err != nil {
+							t.Fatal(err)
+						}
+						out = append(out, testCase{fmt.Sprintf("%s with %s = %s", name, strings.Join(p, "."), show(pr)), shape, b})
+						delete(obj, "zz"+k)
+						delete(obj, k)
+						if present {
+							obj[k] = orig
+						}
+					}
+				}
+				if v, ok := obj[k]; ok {
+					walk(v, p)
+				}
+			}
+		}
+		walk(doc, nil)
+	}
+	return out
+}
+
+// schemaPath names the field a path is: cluster names and other map keys
+// are replaced with *.
+func schemaPath(p []string) string {
+	out := slices.Clone(p)
+	for i := range out {
+		if i > 0 && (out[i-1] == "clusters" || out[i-1] == "annotations" || out[i-1] == "labels") {
+			out[i] = "*"
+		}
+	}
+	return strings.Join(out, ".")
+}
