@@ -128,7 +128,7 @@ _meshfleet() {
 	}
 	fmt.Fprintf(w, "\tesac\n\tlocal words args\n\tcase ${COMP_WORDS[1]} in\n%s", strings.Join(perCommand, ""))
 	fmt.Fprint(w, `	esac
-	if [[ $cur == -* ]]; then
+	if [[ $cur == -* || -z $args ]]; then
 		COMPREPLY=($(compgen -W "$words" -- "$cur"))
 	else
 		COMPREPLY=($(compgen -W "$args" -- "$cur"))
