@@ -49,3 +49,20 @@ func TestGraphGoldens(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMEGraph checks that the Mermaid graph in the README is the one
+// meshfleet draws for its example.
+func TestREADMEGraph(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden, err := os.ReadFile("testdata/graph/primary-remote-multi-network.mmd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(readme, []byte("```mermaid\n"+string(golden)+"```\n")) {
+		t.Errorf("README.md does not embed testdata/graph/primary-remote-multi-network.mmd in a mermaid block; copy it there")
+	}
+}
