@@ -139,6 +139,7 @@ func TestSchemasAgree(t *testing.T) {
 			t.Logf("%d more disagreements like the one on %s", n-1, key[:len(key)-10])
 		}
 	}
+	t.Logf("skipped: %v", skipped)
 	t.Logf("%d fleets (%d mutations of the examples): %d accepted by both, %d rejected by both; %d sources skipped (not data: syntax errors, non-concrete CUE, failing Jsonnet)",
 		len(cases)+len(mutated), len(mutated), accepted, rejected, len(skipped))
 	if len(examples) < 10 || len(cases) < 80 {
