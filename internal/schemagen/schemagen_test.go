@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"cuelang.org/go/cue"
@@ -54,54 +55,49 @@ type testCase struct {
 	json  []byte // the document, as JSON
 }
 
-// TestSchemasAgree checks that the JSON Schema accepts exactly the
-// documents the CUE schema accepts: every example fleet, every fleet
-// file of the fleet package's tests (its testdata and the sources in its
-// table tests), every fleet in the CLI scripts, and a mutation of every
-// field of the examples into values of every kind.
-func TestSchemasAgree(t *testing.T) {
-	t.Parallel()
-	v, err := newValidator(schemas.JSONSchema)
-	if err != nil {
-		t.Fatal(err)
-	}
+// corpus is every document the agreement tests judge, with the CUE
+// schema's verdict on each.
+type corpus struct {
+	cases    []testCase
+	mutated  int      // how many of cases are mutations of the examples
+	examples int      // how many example fleets
+	skipped  []string // sources that are not data
+	cueErrs  []error  // the CUE schema's verdict on each case
+}
+
+var loadCorpus = sync.OnceValues(func() (*corpus, error) {
 	ctx := cuecontext.New()
 	schema := ctx.CompileBytes(schemas.MeshFleet, cue.Filename(schemas.Filename)).LookupPath(cue.ParsePath("#MeshFleet"))
 	if err := schema.Err(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	cueAccepts := func(doc []byte) error {
+	unify := func(doc []byte) (cue.Value, error) {
 		expr, err := cuejson.Extract("doc.json", doc)
 		if err != nil {
-			t.Fatal(err)
+			return cue.Value{}, err
 		}
-		return schema.Unify(ctx.BuildExpr(expr)).Validate(cue.Concrete(true))
+		return schema.Unify(ctx.BuildExpr(expr)), nil
 	}
-	jsonAccepts := func(doc []byte) error {
-		var x any
-		if err := decode(doc, &x); err != nil {
-			t.Fatal(err)
-		}
-		return v.validate(any(v.doc), x, "")
+	cases, skipped, err := fleetCases(ctx)
+	if err != nil {
+		return nil, err
 	}
-
-	cases, skipped := fleetCases(t, ctx)
 	examples := map[string][]byte{}
 	for _, c := range cases {
 		if strings.HasPrefix(c.name, "examples/") {
 			examples[c.name] = c.json
 		}
 	}
-	mutated := mutations(t, examples, func(doc []byte, path []string) []string {
-		expr, err := cuejson.Extract("doc.json", doc)
+	mutated, err := mutations(examples, func(doc []byte, path []string) []string {
+		v, err := unify(doc)
 		if err != nil {
-			t.Fatal(err)
+			return nil
 		}
 		sels := make([]cue.Selector, len(path))
 		for i, p := range path {
 			sels[i] = cue.Str(p)
 		}
-		it, err := schema.Unify(ctx.BuildExpr(expr)).LookupPath(cue.MakePath(sels...)).Fields(cue.Optional(true))
+		it, err := v.LookupPath(cue.MakePath(sels...)).Fields(cue.Optional(true))
 		if err != nil {
 			return nil
 		}
@@ -111,49 +107,159 @@ func TestSchemasAgree(t *testing.T) {
 		}
 		return names
 	})
-	accepted, rejected := 0, 0
-	disagree := map[string]int{} // one report per field and verdict
-	for _, c := range append(cases, mutated...) {
-		cueErr, jsErr := cueAccepts(c.json), jsonAccepts(c.json)
-		var msg string
+	if err != nil {
+		return nil, err
+	}
+	c := &corpus{cases: append(cases, mutated...), mutated: len(mutated), examples: len(examples), skipped: skipped}
+	for _, tc := range c.cases {
+		v, err := unify(tc.json)
+		if err == nil {
+			err = v.Validate(cue.Concrete(true))
+		}
+		c.cueErrs = append(c.cueErrs, err)
+	}
+	return c, nil
+})
+
+// disagreement is a document the two schemas judge differently.
+type disagreement struct {
+	tc  testCase
+	msg string
+}
+
+// compare judges every document of c with the JSON Schema and returns the
+// ones the schemas disagree on, and how many both accept and reject.
+func compare(c *corpus, jsonSchema []byte) (diff []disagreement, accepted, rejected int, err error) {
+	v, err := newValidator(jsonSchema)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	for i, tc := range c.cases {
+		var x any
+		if err := decode(tc.json, &x); err != nil {
+			return nil, 0, 0, err
+		}
+		cueErr, jsErr := c.cueErrs[i], v.validate(any(v.doc), x, "")
 		switch {
 		case cueErr == nil && jsErr != nil:
-			msg = fmt.Sprintf("CUE accepts, JSON Schema rejects: %v", jsErr)
+			diff = append(diff, disagreement{tc, fmt.Sprintf("CUE accepts, JSON Schema rejects: %v", jsErr)})
 		case cueErr != nil && jsErr == nil:
-			msg = fmt.Sprintf("CUE rejects, JSON Schema accepts; CUE says: %v", cueErr)
+			diff = append(diff, disagreement{tc, fmt.Sprintf("CUE rejects, JSON Schema accepts; CUE says: %v", cueErr)})
 		case cueErr == nil:
 			accepted++
 		default:
 			rejected++
 		}
-		if msg == "" {
-			continue
-		}
-		key := c.field + msg[:10]
-		if disagree[key]++; disagree[key] == 1 {
-			t.Errorf("%s: %s\n%s", c.name, msg, c.json)
+	}
+	return diff, accepted, rejected, nil
+}
+
+// TestSchemasAgree checks that the JSON Schema accepts exactly the
+// documents the CUE schema accepts: every example fleet, every fleet
+// file of the fleet package's tests (its testdata and the sources in its
+// table tests), every fleet in the CLI scripts, and a mutation of every
+// field of the examples and of every field the schema allows beside them
+// into values of every kind.
+func TestSchemasAgree(t *testing.T) {
+	t.Parallel()
+	c, err := loadCorpus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff, accepted, rejected, err := compare(c, schemas.JSONSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reported := map[string]int{} // one report per field and verdict
+	for _, d := range diff {
+		key := d.tc.field + ": " + d.msg[:10]
+		if reported[key]++; reported[key] == 1 {
+			t.Errorf("%s: %s\n%s", d.tc.name, d.msg, d.tc.json)
 		}
 	}
-	for key, n := range disagree {
+	for key, n := range reported {
 		if n > 1 {
-			t.Logf("%d more disagreements like the one on %s", n-1, key[:len(key)-10])
+			t.Logf("%d more disagreements like %s…", n-1, key)
 		}
 	}
-	t.Logf("skipped: %v", skipped)
-	t.Logf("%d fleets (%d mutations of the examples): %d accepted by both, %d rejected by both; %d sources skipped (not data: syntax errors, non-concrete CUE, failing Jsonnet)",
-		len(cases)+len(mutated), len(mutated), accepted, rejected, len(skipped))
-	if len(examples) < 10 || len(cases) < 80 {
-		t.Errorf("found only %d examples and %d fleets: is the harvest broken?", len(examples), len(cases))
+	t.Logf("%d fleets (%d mutations of the examples): %d accepted by both, %d rejected by both; %d sources are not data (syntax errors, non-concrete CUE, failing Jsonnet): %v",
+		len(c.cases), c.mutated, accepted, rejected, len(c.skipped), c.skipped)
+	if c.examples < 10 || len(c.cases)-c.mutated < 80 {
+		t.Errorf("found only %d examples and %d fleets: is the harvest broken?", c.examples, len(c.cases)-c.mutated)
 	}
 	if accepted == 0 || rejected == 0 {
 		t.Errorf("accepted %d, rejected %d: the cases do not exercise both verdicts", accepted, rejected)
 	}
 }
 
+// TestAgreementCatchesWeakening checks the agreement test itself: a JSON
+// Schema with one constraint taken out, or one made stricter, must
+// disagree with the CUE schema somewhere in the corpus.
+func TestAgreementCatchesWeakening(t *testing.T) {
+	t.Parallel()
+	c, err := loadCorpus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	edits := map[string]func(doc map[string]any){
+		"no pattern on names": func(doc map[string]any) {
+			delete(def(doc, "Name"), "pattern")
+		},
+		"no pattern on istio.hub": func(doc map[string]any) {
+			delete(prop(def(doc, "Spec"), "istio", "hub"), "pattern")
+		},
+		"cluster open to unknown fields": func(doc map[string]any) {
+			delete(def(doc, "Cluster"), "additionalProperties")
+		},
+		"network not required": func(doc map[string]any) {
+			def(doc, "Cluster")["required"] = []any{"role"}
+		},
+		"kubeContext required": func(doc map[string]any) {
+			def(doc, "Cluster")["required"] = []any{"kubeContext", "network", "role"}
+		},
+		"no remote role": func(doc map[string]any) {
+			prop(def(doc, "Cluster"), "role")["enum"] = []any{"primary"}
+		},
+	}
+	for name, edit := range edits {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var doc map[string]any
+			if err := json.Unmarshal(schemas.JSONSchema, &doc); err != nil {
+				t.Fatal(err)
+			}
+			edit(doc)
+			b, err := json.Marshal(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			diff, _, _, err := compare(c, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(diff) == 0 {
+				t.Errorf("the JSON Schema with %s agrees with the CUE schema on every fleet", name)
+			}
+		})
+	}
+}
+
+// def returns the definition name of a JSON Schema document.
+func def(doc map[string]any, name string) map[string]any {
+	return doc["$defs"].(map[string]any)[name].(map[string]any)
+}
+
+// prop returns the schema of a nested property.
+func prop(s map[string]any, path ...string) map[string]any {
+	for _, p := range path {
+		s = s["properties"].(map[string]any)[p].(map[string]any)
+	}
+	return s
+}
+
 // fleetCases finds every fleet file the repository's tests use and
 // returns each as JSON, plus the names of sources that are not data.
-func fleetCases(t *testing.T, ctx *cue.Context) (cases []testCase, skipped []string) {
-	t.Helper()
+func fleetCases(ctx *cue.Context) (cases []testCase, skipped []string, err error) {
 	add := func(name, filename string, src []byte) {
 		doc, err := toJSON(ctx, filename, src)
 		if err != nil {
@@ -171,7 +277,7 @@ func fleetCases(t *testing.T, ctx *cue.Context) (cases []testCase, skipped []str
 		}
 		src, err := os.ReadFile(f)
 		if err != nil {
-			t.Fatal(err)
+			return nil, nil, err
 		}
 		if !bytes.Contains(src, []byte("MeshFleet")) {
 			continue // kustomizations, plugin files
@@ -180,7 +286,11 @@ func fleetCases(t *testing.T, ctx *cue.Context) (cases []testCase, skipped []str
 	}
 	tests, _ := filepath.Glob("../../generator/fleet/*_test.go")
 	for _, f := range tests {
-		for _, s := range goSources(t, f) {
+		srcs, err := goSources(f)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, s := range srcs {
 			add(fmt.Sprintf("%s:%d", strings.TrimPrefix(f, "../../"), s.line), filepath.Join(filepath.Dir(f), s.filename), []byte(s.src))
 		}
 	}
@@ -188,7 +298,7 @@ func fleetCases(t *testing.T, ctx *cue.Context) (cases []testCase, skipped []str
 	for _, f := range scripts {
 		a, err := txtar.ParseFile(f)
 		if err != nil {
-			t.Fatal(err)
+			return nil, nil, err
 		}
 		for _, file := range a.Files {
 			if bytes.Contains(file.Data, []byte("MeshFleet")) && !strings.HasPrefix(file.Name, "want") {
@@ -196,7 +306,7 @@ func fleetCases(t *testing.T, ctx *cue.Context) (cases []testCase, skipped []str
 			}
 		}
 	}
-	return cases, skipped
+	return cases, skipped, nil
 }
 
 // toJSON evaluates a fleet source to the JSON document it stands for.
@@ -240,12 +350,11 @@ type goSource struct {
 // value is a constant string expression (literals, package constants and
 // +), with the `filename` field beside them (fleet.yaml by default). The
 // inline fleets drop their leading newline, as the tests do.
-func goSources(t *testing.T, path string) []goSource {
-	t.Helper()
+func goSources(path string) ([]goSource, error) {
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, path, nil, 0)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	consts := map[string]ast.Expr{}
 	for _, d := range f.Decls {
@@ -316,7 +425,7 @@ func goSources(t *testing.T, path string) []goSource {
 		}
 		return true
 	})
-	return out
+	return out, nil
 }
 
 // probes are the values every field of the examples is replaced with: a
@@ -339,8 +448,7 @@ var probes = []any{
 // that field set to every probe, removed, and with an unknown field
 // beside it. fields lists the fields the CUE schema has at a path of a
 // document.
-func mutations(t *testing.T, examples map[string][]byte, fields func(doc []byte, path []string) []string) []testCase {
-	t.Helper()
+func mutations(examples map[string][]byte, fields func(doc []byte, path []string) []string) ([]testCase, error) {
 	var names []string
 	for n := range examples {
 		names = append(names, n)
@@ -351,7 +459,7 @@ func mutations(t *testing.T, examples map[string][]byte, fields func(doc []byte,
 	for _, name := range names {
 		var doc any
 		if err := json.Unmarshal(examples[name], &doc); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		var walk func(x any, path []string)
 		walk = func(x any, path []string) {
@@ -365,7 +473,7 @@ func mutations(t *testing.T, examples map[string][]byte, fields func(doc []byte,
 			}
 			b, err := json.Marshal(doc)
 			if err != nil {
-				t.Fatal(err)
+				panic(err) // our own JSON values
 			}
 			for _, k := range fields(b, path) {
 				if !slices.Contains(keys, k) {
@@ -390,7 +498,7 @@ func mutations(t *testing.T, examples map[string][]byte, fields func(doc []byte,
 						}
 						b, err := json.Marshal(doc)
 						if err != nil {
-							t.Fatal(err)
+							panic(err) // our own JSON values
 						}
 						out = append(out, testCase{fmt.Sprintf("%s with %s = %s", name, strings.Join(p, "."), show(pr)), shape, b})
 						delete(obj, "zz"+k)
@@ -407,7 +515,7 @@ func mutations(t *testing.T, examples map[string][]byte, fields func(doc []byte,
 		}
 		walk(doc, nil)
 	}
-	return out
+	return out, nil
 }
 
 // schemaPath names the field a path is: cluster names and other map keys

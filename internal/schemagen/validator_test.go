@@ -19,6 +19,7 @@ import (
 type validator struct {
 	doc  map[string]any
 	defs map[string]any
+	res  map[string]*regexp.Regexp
 }
 
 func newValidator(schema []byte) (*validator, error) {
@@ -26,7 +27,7 @@ func newValidator(schema []byte) (*validator, error) {
 	if err := decode(schema, &doc); err != nil {
 		return nil, err
 	}
-	v := &validator{doc: doc}
+	v := &validator{doc: doc, res: map[string]*regexp.Regexp{}}
 	v.defs, _ = doc["$defs"].(map[string]any)
 	if err := v.check(doc, "#"); err != nil {
 		return nil, err
@@ -49,7 +50,15 @@ func (v *validator) check(s any, at string) error {
 	case map[string]any:
 		for k, sub := range s {
 			switch k {
-			case "$schema", "$id", "title", "description", "default", "const", "enum", "type", "required", "pattern", "$ref":
+			case "pattern":
+				// JSON Schema patterns are ECMA-262; the generated ones
+				// use only syntax that means the same in Go's RE2.
+				re, err := regexp.Compile(sub.(string))
+				if err != nil {
+					return fmt.Errorf("%s: pattern: %w", at, err)
+				}
+				v.res[sub.(string)] = re
+			case "$schema", "$id", "title", "description", "default", "const", "enum", "type", "required", "$ref":
 			case "$defs", "properties":
 				for name, d := range sub.(map[string]any) {
 					if err := v.check(d, at+"/"+k+"/"+name); err != nil {
@@ -123,9 +132,7 @@ func (v *validator) validateObject(s map[string]any, x any, at string) error {
 	}
 	if p, ok := s["pattern"].(string); ok {
 		if str, isStr := x.(string); isStr {
-			// JSON Schema patterns are ECMA-262; the generated ones use
-			// only syntax that means the same in Go's RE2.
-			if !regexp.MustCompile(p).MatchString(str) {
+			if !v.res[p].MatchString(str) {
 				return fmt.Errorf("%s: %s does not match %s", at, show(x), p)
 			}
 		}
