@@ -50,11 +50,10 @@ type command struct {
 // runFunc runs a command with its positional arguments.
 type runFunc func(io IO, args []string) error
 
-// commands is filled in by init: help and completion read it.
-var commands []command
-
-func init() {
-	commands = []command{
+// commands returns the command table. It is a function, not a variable,
+// because help and completion read the table they are part of.
+func commands() []command {
+	cs := []command{
 		{"render", "validate the fleet file and write every cluster's overlay", "-f FLEET -o DIR [-q|-v]", nil, setupRender},
 		{"check", "render in memory and show how the output directory differs", "-f FLEET -o DIR [-q]", nil, setupCheck},
 		{"validate", "validate the fleet file; print every error", "-f FLEET [-q]", nil, setupValidate},
@@ -67,10 +66,11 @@ func init() {
 		{"version", "print meshfleet's version", "", nil, setupVersion},
 		{"help", "print help for meshfleet or one of its commands", "[command]", nil, setupHelp},
 	}
-	help := &commands[len(commands)-1]
-	for _, c := range commands {
+	help := &cs[len(cs)-1]
+	for _, c := range cs {
 		help.args = append(help.args, c.name)
 	}
+	return cs
 }
 
 // Main runs meshfleet with the process's arguments and standard streams
@@ -123,9 +123,10 @@ func dispatch(args []string, io IO) error {
 }
 
 func lookup(name string) *command {
-	for i := range commands {
-		if commands[i].name == name {
-			return &commands[i]
+	cs := commands()
+	for i := range cs {
+		if cs[i].name == name {
+			return &cs[i]
 		}
 	}
 	return nil
@@ -134,7 +135,7 @@ func lookup(name string) *command {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "meshfleet renders an Istio multi-cluster fleet file into per-cluster kustomize overlays.")
 	fmt.Fprintln(w, "\nUsage: meshfleet <command> [flags]\n\nCommands:")
-	for _, c := range commands {
+	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'meshfleet help <command>' for a command's flags.")

@@ -59,7 +59,7 @@ func commandFlags(c *command) []flagInfo {
 
 func names() []string {
 	var ns []string
-	for _, c := range commands {
+	for _, c := range commands() {
 		ns = append(ns, c.name)
 	}
 	return ns
@@ -94,8 +94,9 @@ _meshfleet() {
 	case ${COMP_WORDS[1]}:$prev in
 `, strings.Join(fleetExts, "|*."), strings.Join(names(), " "))
 	var perCommand []string
-	for i := range commands {
-		c := &commands[i]
+	cs := commands()
+	for i := range cs {
+		c := &cs[i]
 		var all []string
 		for _, f := range commandFlags(c) {
 			opts := []string{c.name + ":--" + f.long}
@@ -155,7 +156,7 @@ _meshfleet() {
 	local -a commands
 	commands=(
 `)
-	for _, c := range commands {
+	for _, c := range commands() {
 		fmt.Fprintf(w, "\t\t'%s:%s'\n", c.name, zshQuote(c.summary))
 	}
 	fmt.Fprint(w, `	)
@@ -168,8 +169,9 @@ _meshfleet() {
 	(( CURRENT-- ))
 	case $cmd in
 `)
-	for i := range commands {
-		c := &commands[i]
+	cs := commands()
+	for i := range cs {
+		c := &cs[i]
 		fmt.Fprintf(w, "\t%s)\n\t\t_arguments -s", c.name)
 		for _, f := range commandFlags(c) {
 			names := "--" + f.long
@@ -221,11 +223,12 @@ func fishCompletion(w io.Writer) {
 
 complete -c meshfleet -f
 `)
-	for _, c := range commands {
+	for _, c := range commands() {
 		fmt.Fprintf(w, "complete -c meshfleet -n __fish_use_subcommand -a %s -d %s\n", c.name, fishQuote(c.summary))
 	}
-	for i := range commands {
-		c := &commands[i]
+	cs := commands()
+	for i := range cs {
+		c := &cs[i]
 		cond := fishQuote("__fish_seen_subcommand_from " + c.name)
 		for _, f := range commandFlags(c) {
 			line := "complete -c meshfleet -n " + cond
