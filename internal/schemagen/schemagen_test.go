@@ -7,6 +7,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -257,8 +258,10 @@ func prop(s map[string]any, path ...string) map[string]any {
 	return s
 }
 
-// fleetCases finds every fleet file the repository's tests use and
-// returns each as JSON, plus the names of sources that are not data.
+// fleetCases finds every fleet the repository's tests and examples use —
+// fleet files, files in txtar archives (the CLI scripts) and `src` fields
+// of table tests — and returns each as JSON, plus the names of sources
+// that are not data.
 func fleetCases(ctx *cue.Context) (cases []testCase, skipped []string, err error) {
 	add := func(name, filename string, src []byte) {
 		doc, err := toJSON(ctx, filename, src)
@@ -268,42 +271,49 @@ func fleetCases(ctx *cue.Context) (cases []testCase, skipped []string, err error
 		}
 		cases = append(cases, testCase{name, name, doc})
 	}
-	files, _ := filepath.Glob("../../examples/*/*")
-	more, _ := filepath.Glob("../../generator/fleet/testdata/*/*")
-	for _, f := range append(files, more...) {
-		ext := filepath.Ext(f)
-		if !slices.Contains([]string{".yaml", ".yml", ".json", ".cue", ".jsonnet"}, ext) {
-			continue
-		}
-		src, err := os.ReadFile(f)
-		if err != nil {
-			return nil, nil, err
-		}
-		if !bytes.Contains(src, []byte("MeshFleet")) {
-			continue // kustomizations, plugin files
-		}
-		add(strings.TrimPrefix(f, "../../"), f, src)
-	}
-	tests, _ := filepath.Glob("../../generator/fleet/*_test.go")
-	for _, f := range tests {
-		srcs, err := goSources(f)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, s := range srcs {
-			add(fmt.Sprintf("%s:%d", strings.TrimPrefix(f, "../../"), s.line), filepath.Join(filepath.Dir(f), s.filename), []byte(s.src))
-		}
-	}
-	scripts, _ := filepath.Glob("../cli/testdata/script/*.txtar")
-	for _, f := range scripts {
-		a, err := txtar.ParseFile(f)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, file := range a.Files {
-			if bytes.Contains(file.Data, []byte("MeshFleet")) && !strings.HasPrefix(file.Name, "want") {
-				add(strings.TrimPrefix(f, "../")+":"+file.Name, file.Name, file.Data)
+	fleetExts := []string{".yaml", ".yml", ".json", ".cue", ".jsonnet"}
+	for _, root := range []string{"../../examples", "../../generator", "../../overlays", "../../internal"} {
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			switch {
+			case err != nil:
+				return err
+			case d.IsDir() && (d.Name() == "rendered" || d.Name() == "fuzz"):
+				return filepath.SkipDir
+			case d.IsDir():
+				return nil
 			}
+			name := strings.TrimPrefix(path, "../../")
+			// Every source of the fleet package's tests is a fleet, broken
+			// ones included; elsewhere, fleets name their kind.
+			fleetPkg := strings.HasPrefix(name, "generator/fleet/")
+			src, err := os.ReadFile(path)
+			if err != nil || !fleetPkg && !bytes.Contains(src, []byte("MeshFleet")) {
+				return err // kustomizations, plugin files, other tests
+			}
+			switch ext := filepath.Ext(path); {
+			case slices.Contains(fleetExts, ext):
+				add(name, path, src)
+			case ext == ".txtar":
+				for _, file := range txtar.Parse(src).Files {
+					if bytes.Contains(file.Data, []byte("MeshFleet")) && !strings.HasPrefix(file.Name, "want") {
+						add(name+":"+file.Name, filepath.Join(filepath.Dir(path), file.Name), file.Data)
+					}
+				}
+			case strings.HasSuffix(path, "_test.go") && !strings.HasPrefix(name, "internal/schemagen/"):
+				srcs, err := goSources(path)
+				if err != nil {
+					return err
+				}
+				for _, s := range srcs {
+					if fleetPkg || strings.Contains(s.src, "MeshFleet") {
+						add(fmt.Sprintf("%s:%d", name, s.line), filepath.Join(filepath.Dir(path), s.filename), []byte(s.src))
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, nil, err
 		}
 	}
 	return cases, skipped, nil
