@@ -31,6 +31,8 @@ type Error struct {
 	Pos  Position
 	Path string // dotted field path, e.g. spec.clusters.west.role
 	Msg  string
+
+	labels []string // Path one label an element: cluster names may hold dots
 }
 
 func (e *Error) Error() string {
@@ -62,7 +64,7 @@ func (es Errors) sorted() Errors {
 			cmp.Compare(a.Msg, b.Msg),
 		)
 	})
-	return slices.CompactFunc(es, func(a, b *Error) bool { return *a == *b })
+	return slices.CompactFunc(es, func(a, b *Error) bool { return a.Pos == b.Pos && a.Path == b.Path && a.Msg == b.Msg })
 }
 
 // orNil returns es as an error, or nil when it is empty.

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/meshfleet/meshfleet/generator/extensions"
 	"github.com/meshfleet/meshfleet/generator/fleet"
+	"github.com/meshfleet/meshfleet/generator/mesh"
 	"github.com/meshfleet/meshfleet/overlays"
 	"github.com/meshfleet/meshfleet/schemas"
 )
@@ -53,6 +55,11 @@ func runValidate(io IO, args []string) error {
 	}
 	f, err := fleet.Load(*file)
 	if err != nil {
+		return err
+	}
+	// Extensions are part of the fleet: a broken one fails render, so it
+	// fails validate too.
+	if err := extensions.Apply(mesh.Build(f)); err != nil {
 		return err
 	}
 	fmt.Fprintf(io.Out, "%s: fleet %s is valid: %s, %s, %s\n", *file, f.Metadata.Name, plural(len(f.Clusters), "cluster"), f.ControlPlane(), f.Network())
