@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -33,6 +34,34 @@ type Error struct {
 	Msg  string
 
 	labels []string // Path one label an element: cluster names may hold dots
+}
+
+// meant is the field an unknown field is probably a misspelling of, or
+// nil.
+func (e *Error) meant() []string {
+	_, rest, ok := strings.Cut(e.Msg, "(did you mean ")
+	if !ok || len(e.labels) == 0 || !strings.HasPrefix(e.Msg, "unknown field") {
+		return nil
+	}
+	name, err := strconv.Unquote(strings.TrimSuffix(rest, "?)"))
+	if err != nil {
+		return nil
+	}
+	return append(e.labels[:len(e.labels)-1:len(e.labels)-1], name)
+}
+
+// withoutEchoes drops the "field is required" errors of fields that an
+// unknown field next to them is a misspelling of: the typo says it all.
+func (es Errors) withoutEchoes() Errors {
+	var meant [][]string
+	for _, e := range es {
+		if m := e.meant(); m != nil {
+			meant = append(meant, m)
+		}
+	}
+	return slices.DeleteFunc(es, func(e *Error) bool {
+		return strings.HasPrefix(e.Msg, "field is required") && slices.ContainsFunc(meant, func(m []string) bool { return slices.Equal(m, e.labels) })
+	})
 }
 
 func (e *Error) Error() string {

@@ -45,7 +45,7 @@ func Parse(filename string, src []byte) (*Fleet, error) {
 			f.Dir = filepath.Dir(filename)
 			errs = append(errs, check(&f, &problems{filename: filename, data: data, pruned: pruned})...)
 		}
-		return nil, errs.sorted()
+		return nil, errs.withoutEchoes().sorted()
 	}
 	f := new(Fleet)
 	if err := v.Decode(f); err != nil {

@@ -42,7 +42,10 @@ func boundWords(bound string) string {
 		}
 		return "a value of the form this field takes (see meshfleet schema)"
 	}
-	return bound
+	if bound == `!=""` {
+		return "a non-empty string"
+	}
+	return "a value " + bound
 }
 
 // schemaDef is #MeshFleet compiled once, for looking up which fields an

@@ -59,8 +59,7 @@ func TestMessages(t *testing.T) {
 		{
 			name: "a misspelt field",
 			old:  "      role: remote", new: "      rol: remote",
-			want: "fleet.yaml:17:5: spec.clusters.west.role: field is required but not present\n" +
-				`fleet.yaml:18:7: spec.clusters.west.rol: unknown field "rol" (did you mean "role"?)`,
+			want: `fleet.yaml:18:7: spec.clusters.west.rol: unknown field "rol" (did you mean "role"?)`,
 		},
 		{
 			name: "an unknown field lists the known ones",

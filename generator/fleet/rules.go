@@ -53,9 +53,10 @@ func (p *problems) add(f field, format string, args ...any) {
 		return
 	}
 	p.errs = append(p.errs, &Error{
-		Pos:  lookupPos(p.filename, p.data, f, false),
-		Path: strings.Join(f, "."),
-		Msg:  fmt.Sprintf(format, args...),
+		Pos:    lookupPos(p.filename, p.data, f, false),
+		Path:   strings.Join(f, "."),
+		Msg:    fmt.Sprintf(format, args...),
+		labels: f,
 	})
 }
 
