@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -31,6 +32,36 @@ type Error struct {
 	Pos  Position
 	Path string // dotted field path, e.g. spec.clusters.west.role
 	Msg  string
+
+	labels []string // Path one label an element: cluster names may hold dots
+}
+
+// meant is the field an unknown field is probably a misspelling of, or
+// nil.
+func (e *Error) meant() []string {
+	_, rest, ok := strings.Cut(e.Msg, "(did you mean ")
+	if !ok || len(e.labels) == 0 || !strings.HasPrefix(e.Msg, "unknown field") {
+		return nil
+	}
+	name, err := strconv.Unquote(strings.TrimSuffix(rest, "?)"))
+	if err != nil {
+		return nil
+	}
+	return append(e.labels[:len(e.labels)-1:len(e.labels)-1], name)
+}
+
+// withoutEchoes drops the "field is required" errors of fields that an
+// unknown field next to them is a misspelling of: the typo says it all.
+func (es Errors) withoutEchoes() Errors {
+	var meant [][]string
+	for _, e := range es {
+		if m := e.meant(); m != nil {
+			meant = append(meant, m)
+		}
+	}
+	return slices.DeleteFunc(es, func(e *Error) bool {
+		return strings.HasPrefix(e.Msg, "field is required") && slices.ContainsFunc(meant, func(m []string) bool { return slices.Equal(m, e.labels) })
+	})
 }
 
 func (e *Error) Error() string {
@@ -62,7 +93,7 @@ func (es Errors) sorted() Errors {
 			cmp.Compare(a.Msg, b.Msg),
 		)
 	})
-	return slices.CompactFunc(es, func(a, b *Error) bool { return *a == *b })
+	return slices.CompactFunc(es, func(a, b *Error) bool { return a.Pos == b.Pos && a.Path == b.Path && a.Msg == b.Msg })
 }
 
 // orNil returns es as an error, or nil when it is empty.

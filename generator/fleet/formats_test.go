@@ -144,7 +144,7 @@ spec: {
 	clusters: east: {role: "primary", network: "net-east"}
 }
 `,
-			want:   `fleet.cue:6:18: spec.istio.version: conflicting values 1.31 and string (mismatched types float and string)`,
+			want:   `fleet.cue:6:18: spec.istio.version: 1.31 is a number; want an Istio release like "1.31.1": quote it`,
 			errors: true,
 		},
 		{
@@ -228,7 +228,7 @@ kind: "MeshFleet" +
   },
 }
 `,
-			want:   `fleet.jsonnet:12:13: spec.clusters.east.zone: field not allowed`,
+			want:   `fleet.jsonnet:12:13: spec.clusters.east.zone: unknown field "zone" (allowed here: role, network, apiServer, controlPlane, eastWestGateway)`,
 			errors: true,
 		},
 		{
@@ -254,7 +254,9 @@ kind: "MeshFleet" +
 				"\t\t}\n" +
 				"\t}\n" +
 				"}\n",
-			want: `fleet.json:12:5: spec.clusters.east.zone: field not allowed
+			want: `fleet.json:9:4: spec.clusters.east.apiServer: field is required: the other clusters of the mesh read this cluster's API server through its remote secret
+fleet.json:12:5: spec.clusters.east.zone: unknown field "zone" (allowed here: role, network, apiServer, controlPlane, eastWestGateway)
+fleet.json:14:4: spec.clusters.west.apiServer: field is required: the other clusters of the mesh read this cluster's API server through its remote secret
 fleet.json:15:13: spec.clusters.west.role: invalid value "secondary" (want one of "primary", "remote")`,
 			errors: true,
 		},

@@ -35,9 +35,17 @@ func Parse(filename string, src []byte) (*Fleet, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := validateSchema(ctx, filename, data)
-	if err != nil {
-		return nil, err
+	v, salvage, pruned, errs := validateSchema(ctx, filename, data)
+	if len(errs) > 0 {
+		// Judge what passed the schema by the rules too, so that one run
+		// reports every problem.
+		var f Fleet
+		if b, err := json.Marshal(salvage); err == nil && json.Unmarshal(b, &f) == nil {
+			f.index()
+			f.Dir = filepath.Dir(filename)
+			errs = append(errs, check(&f, &problems{filename: filename, data: data, pruned: pruned})...)
+		}
+		return nil, errs.withoutEchoes().sorted()
 	}
 	f := new(Fleet)
 	if err := v.Decode(f); err != nil {
@@ -99,7 +107,7 @@ func checkYAML(filename string, src []byte) ([]byte, error) {
 	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
 		return nil, Errors{{Pos: Position{File: filename}, Msg: "the file is empty"}}
 	} else if err != nil {
-		return nil, Errors{yamlError(filename, err)}
+		return nil, Errors{yamlError(filename, src, err)}
 	}
 	root := doc.Content[0]
 	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" && root.Value == "" {
@@ -115,7 +123,7 @@ func checkYAML(filename string, src []byte) ([]byte, error) {
 		if errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
-			return nil, Errors{yamlError(filename, err)}
+			return nil, Errors{yamlError(filename, src, err)}
 		}
 		if c := next.Content; len(c) == 1 && c[0].Kind == yaml.ScalarNode && c[0].Tag == "!!null" && c[0].Value == "" {
 			// An empty document, as after a trailing "---": cut it off.
@@ -172,14 +180,14 @@ func endOfDocument(src []byte, n int) []byte {
 }
 
 // yamlError turns a YAML parser error ("yaml: line 3: did not find …")
-// into a positioned Error.
-func yamlError(filename string, err error) *Error {
+// into a positioned Error that names the line really at fault.
+func yamlError(filename string, src []byte, err error) *Error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	var line int
 	if n, _ := fmt.Sscanf(msg, "line %d:", &line); n == 1 {
 		msg = strings.TrimSpace(msg[strings.Index(msg, ":")+1:])
 	}
-	return &Error{Pos: Position{File: filename, Line: line}, Msg: msg}
+	return syntaxError(filename, src, line, msg)
 }
 
 // evalJsonnet evaluates a Jsonnet fleet file to JSON. Jsonnet's errors

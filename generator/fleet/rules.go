@@ -1,9 +1,13 @@
 package fleet
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -37,29 +41,59 @@ type problems struct {
 	filename string
 	data     cue.Value
 	errs     Errors
+	// pruned are the fields the schema rejected, when the rules judge
+	// the rest of a fleet that failed it: nothing is reported about them
+	// or about rules that would need them.
+	pruned [][]string
 }
 
 // add reports a problem with the value of a field.
 func (p *problems) add(f field, format string, args ...any) {
+	if under(f, p.pruned) {
+		return
+	}
 	p.errs = append(p.errs, &Error{
-		Pos:  lookupPos(p.filename, p.data, f, false),
-		Path: strings.Join(f, "."),
-		Msg:  fmt.Sprintf(format, args...),
+		Pos:    lookupPos(p.filename, p.data, f, false),
+		Path:   strings.Join(f, "."),
+		Msg:    fmt.Sprintf(format, args...),
+		labels: f,
 	})
 }
 
 // addKey reports a problem with a field's name.
 func (p *problems) addKey(f field, format string, args ...any) {
+	n := len(p.errs)
 	p.add(f, format, args...)
-	p.errs[len(p.errs)-1].Pos = lookupPos(p.filename, p.data, f, true)
+	if len(p.errs) > n {
+		p.errs[n].Pos = lookupPos(p.filename, p.data, f, true)
+	}
+}
+
+// known reports whether the schema accepted what the rules know about
+// the named clusters: their names, roles, networks and control planes.
+func (p *problems) known(names ...string) bool {
+	for _, q := range p.pruned {
+		if len(q) < 3 && len(q) >= 1 && q[0] == "spec" {
+			return false // spec or spec.clusters itself
+		}
+		if len(q) >= 3 && q[0] == "spec" && q[1] == "clusters" && (len(q) == 3 || q[3] == "role" || q[3] == "network" || q[3] == "controlPlane") {
+			if len(names) == 0 || slices.Contains(names, q[2]) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // check applies the rules that the schema cannot express: those that span
 // several fields or clusters, and those that need Istio's view of a value.
 func check(f *Fleet, p *problems) Errors {
 	checkIstio(f, p)
+	checkExtensions(f, p)
 	if len(f.Clusters) == 0 {
-		p.add(field{"spec", "clusters"}, "a fleet needs at least one cluster")
+		if p.known() {
+			p.add(field{"spec", "clusters"}, "a fleet needs at least one cluster")
+		}
 		return p.errs
 	}
 	primaries := 0
@@ -77,7 +111,9 @@ func check(f *Fleet, p *problems) Errors {
 				p.add(at.dot("controlPlane"), "only a remote has a controlPlane; %s is a primary", c.Name)
 			}
 		case Remote:
-			checkControlPlane(f, c, p)
+			if p.known(c.ControlPlane) {
+				checkControlPlane(f, c, p)
+			}
 		}
 		if c.APIServer != "" {
 			if key := checkAPIServer(c, p); key != "" {
@@ -102,6 +138,9 @@ func check(f *Fleet, p *problems) Errors {
 		} else if f.ServesRemotes(c) {
 			checkServingGateway(f, c, p)
 		}
+	}
+	if !p.known() {
+		return p.errs // the rules below count roles and networks
 	}
 	if primaries == 0 {
 		p.add(field{"spec", "clusters"}, "a mesh needs at least one primary cluster to run istiod")
@@ -136,7 +175,7 @@ func checkControlPlane(f *Fleet, c *Cluster, p *problems) {
 	case c.ControlPlane == "":
 		p.add(at, "field is required: a remote names the primary whose istiod serves it")
 	case cp == nil:
-		p.add(at, "%q is not a cluster of this fleet", c.ControlPlane)
+		p.add(at, "%q is not a cluster of this fleet%s", c.ControlPlane, suggestCluster(f, c.ControlPlane))
 	case cp.Role != Primary:
 		p.add(at, "%q is a remote; a remote's controlPlane must be a primary", c.ControlPlane)
 	}
@@ -290,6 +329,40 @@ func checkTopology(f *Fleet, p *problems) {
 			p.add(field{"spec", "topology", "network"}, "declared single-network, but the clusters are on networks %s", strings.Join(nets, ", "))
 		} else {
 			p.add(field{"spec", "topology", "network"}, "declared multi-network, but every cluster is on network %s", nets[0])
+		}
+	}
+}
+
+// suggestCluster names the cluster a reference probably meant, or lists
+// the clusters.
+func suggestCluster(f *Fleet, name string) string {
+	names := make([]string, len(f.Clusters))
+	for i, c := range f.Clusters {
+		names[i] = c.Name
+	}
+	if s := closest(name, names); s != "" {
+		return fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	return " (clusters: " + strings.Join(names, ", ") + ")"
+}
+
+// checkExtensions: an extension is a Jsonnet file beside the fleet file
+// or below its directory.
+func checkExtensions(f *Fleet, p *problems) {
+	for i, ext := range f.Spec.Extensions {
+		at := field{"spec", "extensions", strconv.Itoa(i), "jsonnet"}
+		name := filepath.FromSlash(ext.Jsonnet)
+		if filepath.IsAbs(name) || !filepath.IsLocal(name) {
+			p.add(at, "%q is outside the fleet file's directory: an extension is a path relative to it, inside it", ext.Jsonnet)
+			continue
+		}
+		switch st, err := os.Stat(filepath.Join(f.Dir, name)); {
+		case errors.Is(err, fs.ErrNotExist):
+			p.add(at, "%q does not exist (extensions are relative to the fleet file's directory)", ext.Jsonnet)
+		case err != nil:
+			p.add(at, "%q cannot be read: %v", ext.Jsonnet, errors.Unwrap(err))
+		case !st.Mode().IsRegular():
+			p.add(at, "%q is not a regular file", ext.Jsonnet)
 		}
 	}
 }

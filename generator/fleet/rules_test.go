@@ -268,7 +268,7 @@ spec:
       controlPlane: north
       apiServer: https://west.example.net:6443
 `,
-			want: `fleet.yaml:20:21: spec.clusters.west.controlPlane: "north" is not a cluster of this fleet`,
+			want: `fleet.yaml:20:21: spec.clusters.west.controlPlane: "north" is not a cluster of this fleet (clusters: east, west)`,
 		},
 		{
 			name: "controlPlane names a remote",
@@ -1171,7 +1171,7 @@ spec:
       controlPlane: east
       apiServer: https://west.example.net:6443
 `,
-			want: `fleet.yaml:19:7: spec.clusters.west.region: field not allowed`,
+			want: `fleet.yaml:19:7: spec.clusters.west.region: unknown field "region" (allowed here: role, network, apiServer, controlPlane, eastWestGateway)`,
 		},
 		{
 			name: "role not in the enum",
@@ -1310,9 +1310,9 @@ spec:
       controlPlane: east
       apiServer: https://west.example.net:6443
 `,
-			want: `fleet.yaml:4:9: metadata.name: invalid value "Test" (out of bound =~"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-fleet.yaml:9:14: spec.istio.version: invalid value "latest" (out of bound =~"^[0-9]+\\.[0-9]+\\.[0-9]+(-[0-9A-Za-z.-]+)?$")
-fleet.yaml:19:16: spec.clusters.west.network: invalid value "net 1" (out of bound =~"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")`,
+			want: `fleet.yaml:4:9: metadata.name: invalid value "Test": want lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters (e.g. "east" or "1-31-1")
+fleet.yaml:9:14: spec.istio.version: invalid value "latest": want an Istio release like "1.31.1"
+fleet.yaml:19:16: spec.clusters.west.network: invalid value "net 1": want letters, digits, '_', '.' and '-', starting and ending with a letter or digit, at most 63 characters (e.g. "net-east")`,
 		},
 		{
 			name: "missing required field reported at its parent",
@@ -1364,12 +1364,13 @@ spec:
       controlPlane: east
       apiServer: https://west.example.net:6443
 `,
-			want: `fleet.yaml:13:16: spec.clusters.east.network: conflicting values 42 and string (mismatched types int and string)
+			want: `fleet.yaml:13:16: spec.clusters.east.network: 42 is a number; want letters, digits, '_', '.' and '-', starting and ending with a letter or digit, at most 63 characters (e.g. "net-east"): quote it
 fleet.yaml:17:5: spec.clusters.west.network: field is required but not present`,
 		},
 		{
-			// The engine does not split a cluster further: a hard error
-			// in a cluster hides the missing fields of that cluster.
+			// CUE hides the missing fields of an object behind any other
+			// error in it; the fields with errors are taken out and the
+			// object validated again, so both are reported.
 			name: "missing required field next to a hard error in the same cluster",
 			src: `
 apiVersion: meshfleet.dev/v1alpha1
@@ -1393,7 +1394,8 @@ spec:
       controlPlane: east
       apiServer: https://west.example.net:6443
 `,
-			want: `fleet.yaml:18:13: spec.clusters.west.role: invalid value 1 (want one of "primary", "remote")`,
+			want: `fleet.yaml:17:5: spec.clusters.west.network: field is required but not present
+fleet.yaml:18:13: spec.clusters.west.role: invalid value 1 (want one of "primary", "remote")`,
 		},
 		{
 			name: "missing mesh",
@@ -1788,7 +1790,7 @@ spec:
 	}
 	want := `fleet.yaml:10:15: spec.istio.revision: revision "default" is reserved for the default control plane: leave revision empty instead
 fleet.yaml:12:14: spec.topology.network: declared multi-network, but every cluster is on network net1
-fleet.yaml:17:21: spec.clusters.west.controlPlane: "north" is not a cluster of this fleet
+fleet.yaml:17:21: spec.clusters.west.controlPlane: "north" is not a cluster of this fleet (clusters: Mid, east, west)
 fleet.yaml:18:18: spec.clusters.west.apiServer: scheme "http": the API server must be reached over https
 fleet.yaml:24:18: spec.clusters.east.eastWestGateway.address: 0.0.0.0 is not reachable from other clusters
 fleet.yaml:25:5: spec.clusters.Mid: cluster name "Mid" is not a DNS-1123 label (lower-case letters, digits and '-', at most 63 characters); Istio uses it as the cluster ID
@@ -1799,8 +1801,8 @@ fleet.yaml:28:21: spec.clusters.Mid.controlPlane: only a remote has a controlPla
 		t.Logf("GOT[all]=%q", got)
 	}
 
-	// Rule errors are only looked for once the schema accepts the file;
-	// schema errors are reported all at once too.
+	// Schema errors are reported all at once, with the rule errors of
+	// what the schema accepted; a field with a schema error is left to it.
 	const schemaErrs = `
 apiVersion: meshfleet.dev/v1alpha1
 kind: MeshFleet
@@ -1825,10 +1827,13 @@ spec:
 	if err == nil {
 		t.Fatal("Parse succeeded")
 	}
-	want = `fleet.yaml:5:3: metadata.owner: field not allowed
-fleet.yaml:8:9: spec.mesh.id: invalid value "Mesh1" (out of bound =~"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-fleet.yaml:10:14: spec.istio.version: invalid value "1.31" (out of bound =~"^[0-9]+\\.[0-9]+\\.[0-9]+(-[0-9A-Za-z.-]+)?$")
-fleet.yaml:15:7: spec.clusters.east.gateway: field not allowed
+	want = `fleet.yaml:5:3: metadata.owner: unknown field "owner" (allowed here: name, annotations, labels)
+fleet.yaml:8:9: spec.mesh.id: invalid value "Mesh1": want lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters (e.g. "east" or "1-31-1")
+fleet.yaml:10:14: spec.istio.version: invalid value "1.31": want an Istio release like "1.31.1"
+fleet.yaml:12:5: spec.clusters.east.apiServer: field is required: the other clusters of the mesh read this cluster's API server through its remote secret
+fleet.yaml:12:5: spec.clusters.east.eastWestGateway: field is required: primary east serves west, which reaches istiod through its east-west gateway at a static address
+fleet.yaml:15:7: spec.clusters.east.gateway: unknown field "gateway" (allowed here: role, network, apiServer, controlPlane, eastWestGateway)
+fleet.yaml:16:5: spec.clusters.west.apiServer: field is required: the other clusters of the mesh read this cluster's API server through its remote secret
 fleet.yaml:16:5: spec.clusters.west.network: field is required but not present`
 	if got := err.Error(); got != want {
 		t.Errorf("Parse error:\n%s\nwant:\n%s", got, want)

@@ -10,7 +10,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/meshfleet/meshfleet/generator/extensions"
 	"github.com/meshfleet/meshfleet/generator/fleet"
+	"github.com/meshfleet/meshfleet/generator/mesh"
 	"github.com/meshfleet/meshfleet/overlays"
 	"github.com/meshfleet/meshfleet/schemas"
 )
@@ -117,7 +119,12 @@ func setupValidate(fs *pflag.FlagSet) runFunc {
 			return err
 		}
 		f, err := fleet.Load(file)
-		if err != nil || quiet {
+		if err != nil {
+			return err
+		}
+		// Extensions are part of the fleet: a broken one fails render, so
+		// it fails validate too.
+		if err := extensions.Apply(mesh.Build(f)); err != nil || quiet {
 			return err
 		}
 		fmt.Fprintf(io.Out, "%s: fleet %s is valid: %s, %s, %s\n", file, f.Metadata.Name, plural(len(f.Clusters), "cluster"), f.ControlPlane(), f.Network())
