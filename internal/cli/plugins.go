@@ -39,7 +39,7 @@ var cmpParams = []string{"cluster", "fleet"}
 // it: a cluster of that name, or the one the name ends with after a '-'.
 func runCMP(io IO, args []string) error {
 	fs := flags("cmp", io.Out)
-	file := fs.StringP("fleet", "f", "fleet.yaml", "fleet file, relative to the application's source directory")
+	file := fs.StringP("fleet", "f", "fleet.yaml", "fleet file, relative to the application's source directory and inside it")
 	cluster := fs.String("cluster", "", "cluster whose manifests to print (default: derived from ARGOCD_APP_NAME)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -47,7 +47,9 @@ func runCMP(io IO, args []string) error {
 	if err := cmpSettings(fs); err != nil {
 		return err
 	}
-	f, err := fleet.Load(*file)
+	// The path comes from the Application, which may be hostile: it must
+	// stay inside the source directory.
+	f, err := fleet.LoadConfined(".", *file)
 	if err != nil {
 		return err
 	}
