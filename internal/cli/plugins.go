@@ -72,7 +72,7 @@ func runCMP(io IO, args []string) error {
 // cmpSettings maps Argo CD's environment onto the flags.
 func cmpSettings(fs *pflag.FlagSet) error {
 	for _, name := range cmpParams {
-		if v, ok := os.LookupEnv("ARGOCD_ENV_MESHFLEET_" + strings.ToUpper(name)); ok {
+		if v := os.Getenv("ARGOCD_ENV_MESHFLEET_" + strings.ToUpper(name)); v != "" {
 			if err := fs.Set(name, v); err != nil {
 				return err
 			}
