@@ -286,7 +286,7 @@ var errInterrupted = errors.New("interrupted; the output directory was not chang
 
 // Apply writes the changes:
 //
-//  1. Every new or changed file is written, and synced, into StagingDir,
+//  1. Every new or changed file is written into StagingDir,
 //     and the directories the new files need are created. Any failure or
 //     interrupt up to here takes everything back: the directory is as it
 //     was.
@@ -413,7 +413,7 @@ func (s *stage) prepare(c *Changes, interrupted func() bool) error {
 		if p == Manifest {
 			continue
 		}
-		tmp, err := s.write(c.want[p])
+		tmp, err := s.write(c.want[p], false)
 		if err != nil {
 			return err
 		}
@@ -449,8 +449,13 @@ func (s *stage) prepare(c *Changes, interrupted func() bool) error {
 	return nil
 }
 
-// write puts b into a new file in StagingDir, synced to disk.
-func (s *stage) write(b []byte) (string, error) {
+// write puts b into a new file in StagingDir; with sync, on disk. Only
+// the manifest is synced: a killed process loses nothing the kernel has,
+// and syncing every file would make a render several times slower. After
+// a power loss a file may be empty, which check reports as drift and
+// render repairs, while the manifest, which says what meshfleet owns,
+// survives.
+func (s *stage) write(b []byte, sync bool) (string, error) {
 	s.n++
 	tmp := fmt.Sprintf("%s/%d", StagingDir, s.n)
 	f, err := s.out.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
@@ -458,7 +463,7 @@ func (s *stage) write(b []byte) (string, error) {
 		return "", s.out.pathErr(tmp, err)
 	}
 	_, err = f.Write(b)
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -472,7 +477,7 @@ func (s *stage) write(b []byte) (string, error) {
 
 // install writes b to p through StagingDir.
 func (s *stage) install(p string, b []byte) error {
-	tmp, err := s.write(b)
+	tmp, err := s.write(b, true)
 	if err != nil {
 		return err
 	}
