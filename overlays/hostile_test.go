@@ -452,3 +452,51 @@ func TestReadOnlyDirectory(t *testing.T) {
 		t.Error("a refused render changed the directory")
 	}
 }
+
+// Temporary files that versions before the staging directory left
+// beside their targets: check refuses, render removes them (a link among
+// them is removed, never followed).
+func TestLegacyTemporaryFiles(t *testing.T) {
+	parent := t.TempDir()
+	dir, outside := filepath.Join(parent, "out"), filepath.Join(parent, "outside")
+	writeFile(t, filepath.Join(outside, "secret"), secret)
+	mustWrite(t, dir, tree)
+	writeFile(t, filepath.Join(dir, "clusters/a/.kustomization.yaml.meshfleet-tmp"), "half")
+	symlink(t, filepath.Join(outside, "secret"), filepath.Join(dir, "shared/x/.kustomization.yaml.meshfleet-tmp"))
+	out, err := overlays.OpenForCheck(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = overlays.Compare(out, "", tree)
+	out.Close()
+	if err == nil || !strings.Contains(err.Error(), "interrupted and left temporary files behind") {
+		t.Fatalf("check: %v", err)
+	}
+	mustWrite(t, dir, tree)
+	assertTree(t, dir, map[string]string{"clusters/a/kustomization.yaml": "a\n", "clusters/a/ns/namespace.yaml": "ns\n", "shared/x/kustomization.yaml": "x\n"})
+	if b, _ := os.ReadFile(filepath.Join(outside, "secret")); string(b) != secret {
+		t.Error("outside file changed")
+	}
+}
+
+// A second render waits for the first; past LockTimeout it gives up.
+func TestLockTimeout(t *testing.T) {
+	dir := t.TempDir()
+	first, err := overlays.OpenForRender(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(d time.Duration) { overlays.LockTimeout = d }(overlays.LockTimeout)
+	overlays.LockTimeout = 300 * time.Millisecond
+	for _, open := range []func(string) (*overlays.Output, error){overlays.OpenForRender, overlays.OpenForCheck} {
+		if _, err := open(dir); err == nil || !strings.Contains(err.Error(), "another meshfleet render or check has been working in this directory") {
+			t.Errorf("second open while locked: %v", err)
+		}
+	}
+	first.Close()
+	second, err := overlays.OpenForCheck(dir)
+	if err != nil {
+		t.Fatalf("open after the first closed: %v", err)
+	}
+	second.Close()
+}

@@ -47,13 +47,14 @@ type Output struct {
 	created   bool // render created dir
 	recovered bool // an interrupted render's staging directory was removed
 	applied   bool
+	render    bool // opened for render
 }
 
 // OpenForRender opens dir for writing, creating it if needed, waits for
 // other meshfleet processes working in it, and removes what a render
 // that was killed left behind.
 func OpenForRender(dir string) (*Output, error) {
-	o := &Output{dir: dir}
+	o := &Output{dir: dir, render: true}
 	fi, err := os.Lstat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

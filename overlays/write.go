@@ -131,6 +131,7 @@ type Changes struct {
 	changed   []string          // paths to (re)write, sorted
 	removed   []string          // owned paths no longer rendered, still on disk
 	current   map[string][]byte // contents on disk of changed and removed paths
+	leftovers []string          // temporary files earlier versions left beside targets
 	unchanged int
 }
 
@@ -197,11 +198,43 @@ func Compare(out *Output, fleet string, t Tree) (*Changes, error) {
 		c.current[p] = cur
 		c.removed = append(c.removed, p)
 	}
+	if err := c.findLeftovers(); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
+// findLeftovers looks for the temporary files earlier versions of
+// meshfleet staged beside their targets, which a killed render left
+// behind. render removes them (they are only ever removed, never read
+// or followed); check refuses to call such a tree up to date.
+func (c *Changes) findLeftovers() error {
+	seen := map[string]bool{}
+	for _, p := range slices.Concat(c.want.Paths(), c.owned) {
+		tmp := path.Join(path.Dir(p), "."+path.Base(p)+".meshfleet-tmp")
+		if seen[tmp] {
+			continue
+		}
+		seen[tmp] = true
+		fi, err := c.out.lstat(path.Dir(tmp))
+		if err != nil || !fi.IsDir() {
+			continue // a refusal, if any, comes from the target itself
+		}
+		if fi, err := c.out.root.Lstat(tmp); err == nil && !fi.IsDir() {
+			c.leftovers = append(c.leftovers, tmp)
+		}
+	}
+	if len(c.leftovers) > 0 && !c.out.render {
+		return fmt.Errorf("%s: a render into this directory was interrupted and left temporary files behind (%s), so the tree may be half written; run meshfleet render to finish it",
+			show(c.out.dir), show(c.leftovers[0]))
+	}
+	return nil
+}
+
 // Empty reports whether dir already holds the tree.
-func (c *Changes) Empty() bool { return len(c.changed) == 0 && len(c.removed) == 0 }
+func (c *Changes) Empty() bool {
+	return len(c.changed) == 0 && len(c.removed) == 0 && len(c.leftovers) == 0
+}
 
 // Dirs returns the overlays the changes touch: the ones that need
 // verifying before the changes are applied. A change to a shared base
@@ -308,10 +341,18 @@ func (c *Changes) Apply() (Result, error) {
 		return res, nil
 	}
 	o := c.out
-	if o.root == nil {
+	if o.root == nil || !o.render {
 		return res, fmt.Errorf("%s: not opened for render", show(o.dir))
 	}
 	o.applied = true
+	for _, p := range c.leftovers {
+		if err := o.root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return res, o.pathErr(p, err)
+		}
+	}
+	if len(c.changed) == 0 && len(c.removed) == 0 {
+		return res, nil
+	}
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
