@@ -238,6 +238,16 @@ func TestHostileOutputDirectory(t *testing.T) {
 		},
 		want: "link: is a symbolic link",
 	}, {
+		name: "owned file is a hard link to an outside file",
+		setup: func(t *testing.T, dir, outside string) {
+			mustWrite(t, dir, overlays.Tree{"clusters/a/kustomization.yaml": []byte("old\n")})
+			os.Remove(filepath.Join(dir, "clusters/a/kustomization.yaml"))
+			if err := os.Link(filepath.Join(outside, "secret"), filepath.Join(dir, "clusters/a/kustomization.yaml")); err != nil {
+				t.Skip(err)
+			}
+		},
+		want: "clusters/a/kustomization.yaml: has 2 hard links",
+	}, {
 		name: "name with a newline",
 		setup: func(t *testing.T, dir, outside string) {
 			symlink(t, outside, filepath.Join(dir, "clusters/a\nmeshfleet: forged"))

@@ -42,3 +42,11 @@ func access(dir string) error {
 	const wOK = 2
 	return syscall.Access(dir, wOK)
 }
+
+// links returns the number of hard links of a file.
+func links(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink)
+	}
+	return 1
+}

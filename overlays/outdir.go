@@ -55,6 +55,9 @@ type Output struct {
 // that was killed left behind.
 func OpenForRender(dir string) (*Output, error) {
 	o := &Output{dir: dir, render: true}
+	if err := checkParents(dir); err != nil {
+		return nil, err
+	}
 	fi, err := os.Lstat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -96,6 +99,9 @@ func OpenForRender(dir string) (*Output, error) {
 // error: it is not up to date, whatever its files say.
 func OpenForCheck(dir string) (*Output, error) {
 	o := &Output{dir: dir}
+	if err := checkParents(dir); err != nil {
+		return nil, err
+	}
 	fi, err := os.Lstat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -115,6 +121,31 @@ func OpenForCheck(dir string) (*Output, error) {
 		return nil, fmt.Errorf("%s: a render into this directory was interrupted and left %s behind, so the tree may be half written; run meshfleet render to finish it", show(dir), StagingDir)
 	}
 	return o, nil
+}
+
+// checkParents refuses a relative output directory with a symbolic link
+// among its parents: inside a repository, where pre-commit and CI run,
+// such a link can come with a pull request and lead anywhere. An
+// absolute path, or one that climbs with "..", is the caller's own
+// choice.
+func checkParents(dir string) error {
+	if !filepath.IsLocal(dir) {
+		return nil
+	}
+	parts := strings.Split(filepath.Clean(dir), string(filepath.Separator))
+	for i := 1; i < len(parts); i++ {
+		sub := filepath.Join(parts[:i]...)
+		fi, err := os.Lstat(sub)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("%s: a parent of the output directory %s is a symbolic link; give the directory it points to, if you trust it", show(sub), show(dir))
+		}
+	}
+	return nil
 }
 
 func (o *Output) open(exclusive bool) error {
@@ -260,6 +291,11 @@ func (o *Output) read(p string) ([]byte, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, o.refusal(p, describe(fi)+", not a regular file; meshfleet reads and writes only regular files")
+	}
+	if n := links(fi); n > 1 {
+		// A hard link can share an outside file's contents; nothing
+		// meshfleet or git writes has more than one link.
+		return nil, o.refusal(p, fmt.Sprintf("has %d hard links; meshfleet writes files with one, and does not read files that may be shared with another directory", n))
 	}
 	if fi.Size() > maxFileSize {
 		return nil, o.refusal(p, fmt.Sprintf("%d bytes, larger than any file meshfleet writes", fi.Size()))
