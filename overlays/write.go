@@ -374,18 +374,26 @@ func (c *Changes) Apply() (Result, error) {
 
 	// From here on the directory changes. Every failure below leaves a
 	// manifest that names every file meshfleet wrote.
-	newPaths := slices.DeleteFunc(slices.Clone(c.changed), func(p string) bool { return p == Manifest })
-	union := slices.Concat(c.owned, newPaths)
-	slices.Sort(union)
-	union = slices.Compact(union)
-	if len(union) > len(c.owned) {
-		if err := st.install(Manifest, manifestOf(c.fleet, union)); err != nil {
+	owned := map[string]bool{}
+	for _, p := range c.owned {
+		owned[p] = true
+	}
+	union := slices.Clone(c.owned)
+	for _, f := range st.files {
+		if !owned[f.target] {
+			union = append(union, f.target)
+		}
+	}
+	grows := len(union) > len(c.owned)
+	if grows {
+		slices.Sort(union)
+		if err := st.install(Manifest, manifestOf(c.fleet, slices.Compact(union))); err != nil {
 			st.abort()
 			return res, err
 		}
 	}
 	for _, f := range st.files {
-		if err := o.root.Rename(f.tmp, f.target); err != nil {
+		if err := renameFile(o.root, f.tmp, f.target); err != nil {
 			st.abort()
 			return res, fmt.Errorf("%s; the directory is half written and its manifest names every file meshfleet wrote: run meshfleet render again once this is fixed", o.pathErr(f.target, err))
 		}
@@ -412,9 +420,11 @@ func (c *Changes) Apply() (Result, error) {
 	if len(failed) > 0 {
 		final = manifestOf(c.fleet, slices.Sorted(slices.Values(slices.Concat(c.want.Paths(), failed))))
 	}
-	if err := st.install(Manifest, final); err != nil {
-		st.abort()
-		return res, err
+	if grows || len(failed) > 0 || slices.Contains(c.changed, Manifest) {
+		if err := st.install(Manifest, final); err != nil {
+			st.abort()
+			return res, err
+		}
 	}
 	st.abort() // nothing left in it but the directory
 	syncDir(o.lock)
@@ -424,8 +434,12 @@ func (c *Changes) Apply() (Result, error) {
 	return res, nil
 }
 
-// removeFile removes a file no longer rendered; tests make it fail.
-var removeFile = (*os.Root).Remove
+// removeFile and renameFile remove a file no longer rendered and move a
+// staged file into place; tests make them fail.
+var (
+	removeFile = (*os.Root).Remove
+	renameFile = (*os.Root).Rename
+)
 
 type staged struct{ tmp, target string }
 
@@ -461,9 +475,9 @@ func (s *stage) prepare(c *Changes, interrupted func() bool) error {
 		s.files = append(s.files, staged{tmp, p})
 	}
 	checked := map[string]bool{}
-	for _, p := range append(slices.Clone(c.changed), c.removed...) {
+	for i, p := range slices.Concat(c.changed, c.removed) {
 		dir := path.Dir(p)
-		if !slices.Contains(c.removed, p) {
+		if i < len(c.changed) {
 			made, err := o.mkdirAll(dir)
 			s.dirs = append(s.dirs, made...)
 			if err != nil {

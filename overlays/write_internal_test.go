@@ -49,3 +49,49 @@ func TestWriteFailedRemovalStaysOwned(t *testing.T) {
 		t.Fatalf("retry: %+v %v", res, err)
 	}
 }
+
+// A rename that fails half way (after the first file is in place) leaves
+// no temporary files and a manifest that names every file on disk; the
+// next render finishes the tree.
+func TestWriteFailedRenameKeepsOwnership(t *testing.T) {
+	dir := t.TempDir()
+	old := Tree{"clusters/a/kustomization.yaml": []byte("a\n"), "clusters/b/kustomization.yaml": []byte("b\n")}
+	if _, err := Write(dir, old); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	renameFile = func(r *os.Root, from, to string) error {
+		if n++; n == 2 {
+			return &os.LinkError{Op: "renameat", Old: from, New: to, Err: errors.New("input/output error")}
+		}
+		return r.Rename(from, to)
+	}
+	defer func() { renameFile = (*os.Root).Rename }()
+	next := Tree{"clusters/a/kustomization.yaml": []byte("a2\n"), "clusters/c/kustomization.yaml": []byte("c\n"), "clusters/d/kustomization.yaml": []byte("d\n")}
+	_, err := Write(dir, next)
+	if err == nil || !strings.Contains(err.Error(), "input/output error; the directory is half written") {
+		t.Fatalf("Write = %v", err)
+	}
+	owned, err := Owned(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range got {
+		if p != Manifest && !slices.Contains(owned, p) {
+			t.Errorf("%s is on disk but not owned", p)
+		}
+	}
+	renameFile = (*os.Root).Rename
+	if _, err := Write(dir, next); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = ReadDir(dir)
+	delete(got, Manifest)
+	if len(got) != 3 || string(got["clusters/d/kustomization.yaml"]) != "d\n" || string(got["clusters/a/kustomization.yaml"]) != "a2\n" {
+		t.Errorf("tree after the repair: %q", got)
+	}
+}
