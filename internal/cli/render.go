@@ -48,10 +48,10 @@ func runRender(io IO, args []string) error {
 		return err
 	}
 	defer out.Close()
-	res, err := c.Apply()
 	if out.Recovered() {
-		fmt.Fprintf(io.Err, "meshfleet: an earlier render into %s was interrupted; removed what it left and brought the tree up to date\n", shellQuote(dir))
+		fmt.Fprintf(io.Err, "meshfleet: an earlier render into %s was interrupted; removed what it left behind\n", quote(dir))
 	}
+	res, err := c.Apply()
 	if err != nil {
 		return err
 	}
