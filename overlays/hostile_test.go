@@ -510,3 +510,25 @@ func TestLockTimeout(t *testing.T) {
 	}
 	second.Close()
 }
+
+// A render that stops before writing removes the directories it created
+// for the output directory; a manifest line with a control character is
+// ignored (it could forge lines of check's diff).
+func TestNothingLeftByAFailedRender(t *testing.T) {
+	parent := t.TempDir()
+	out, err := overlays.OpenForRender(filepath.Join(parent, "a/b/out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+	if entries, _ := os.ReadDir(parent); len(entries) != 0 {
+		t.Errorf("left behind: %v", entries)
+	}
+
+	dir := filepath.Join(parent, "m")
+	writeFile(t, filepath.Join(dir, overlays.Manifest), "clusters/x\r\x1b[2Kforged/kustomization.yaml\n")
+	writeFile(t, filepath.Join(dir, "clusters/x\r\x1b[2Kforged/kustomization.yaml"), "mine")
+	if owned, err := overlays.Owned(dir); err != nil || len(owned) != 0 {
+		t.Errorf("Owned = %q, %v", owned, err)
+	}
+}

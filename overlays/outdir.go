@@ -44,8 +44,8 @@ type Output struct {
 	dir       string   // as the user named it, for messages
 	root      *os.Root // nil for check of a directory that does not exist
 	lock      *os.File
-	created   bool // render created dir
-	recovered bool // an interrupted render's staging directory was removed
+	created   []string // directories render created for dir, dir last
+	recovered bool     // an interrupted render's staging directory was removed
 	applied   bool
 	render    bool // opened for render
 }
@@ -61,10 +61,10 @@ func OpenForRender(dir string) (*Output, error) {
 	fi, err := os.Lstat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if o.created, err = mkdirAll(dir); err != nil {
+			o.Close()
 			return nil, err
 		}
-		o.created = true
 	case err != nil:
 		return nil, err
 	case fi.Mode()&fs.ModeSymlink != 0:
@@ -164,8 +164,8 @@ func (o *Output) open(exclusive bool) error {
 	return nil
 }
 
-// Close releases the lock. A directory render created and wrote nothing
-// into is removed again.
+// Close releases the lock. Directories render created for the output
+// directory and wrote nothing into are removed again.
 func (o *Output) Close() error {
 	if o.lock != nil {
 		o.lock.Close() // releases the lock
@@ -175,10 +175,35 @@ func (o *Output) Close() error {
 		o.root.Close()
 		o.root = nil
 	}
-	if o.created && !o.applied {
-		os.Remove(o.dir) // only succeeds while empty
+	if !o.applied {
+		for i := len(o.created) - 1; i >= 0; i-- {
+			os.Remove(o.created[i]) // only succeeds while empty
+		}
 	}
 	return nil
+}
+
+// mkdirAll creates dir and its missing parents and returns the ones it
+// created, parents first.
+func mkdirAll(dir string) ([]string, error) {
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	var created []string
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := os.Mkdir(missing[i], 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return created, err
+		}
+		created = append(created, missing[i])
+	}
+	return created, nil
 }
 
 // Dir is the directory as it was named when opened.

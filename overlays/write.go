@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"unicode"
 
 	"github.com/rogpeppe/go-internal/diff"
 )
@@ -47,7 +48,8 @@ func parseManifest(b []byte) manifest {
 		if name, ok := strings.CutPrefix(p, fleetPrefix); ok && m.fleet == "" {
 			m.fleet = name
 		}
-		if p == "" || strings.HasPrefix(p, "#") || !fs.ValidPath(p) || p == Manifest || p == StagingDir || strings.HasPrefix(p, StagingDir+"/") {
+		if p == "" || strings.HasPrefix(p, "#") || !fs.ValidPath(p) || p == Manifest || p == StagingDir || strings.HasPrefix(p, StagingDir+"/") ||
+			strings.ContainsFunc(p, unicode.IsControl) { // meshfleet writes no such names; they could forge lines of check's diff
 			continue
 		}
 		m.owned = append(m.owned, p)
