@@ -234,7 +234,7 @@ func TestArgoCDPluginGenerate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := overlays.Write(rendered, tree); err != nil {
+	if _, err := overlays.WriteFleet(rendered, f.Metadata.Name, tree); err != nil {
 		t.Fatal(err)
 	}
 	// The generate command of plugin.yaml.

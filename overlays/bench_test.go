@@ -53,7 +53,12 @@ func BenchmarkCheck(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				c, err := overlays.Prepare(f, dir)
+				out, err := overlays.OpenForCheck(dir)
+				if err != nil {
+					b.Fatal(err)
+				}
+				c, err := overlays.Prepare(f, out)
+				out.Close()
 				if err != nil || !c.Empty() {
 					b.Fatalf("drift on an up-to-date tree: %v", err)
 				}

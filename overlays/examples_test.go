@@ -37,12 +37,12 @@ func TestExamples(t *testing.T) {
 			}
 			out := filepath.Join(dir, "rendered")
 			if update {
-				if _, err := overlays.Write(out, tree); err != nil {
+				if _, err := overlays.WriteFleet(out, f.Metadata.Name, tree); err != nil {
 					t.Fatal(err)
 				}
 			}
 			want := tree
-			want[overlays.Manifest] = overlays.ManifestFor(tree)
+			want[overlays.Manifest] = overlays.ManifestForFleet(f.Metadata.Name, tree)
 			got := readTree(t, out)
 			for _, p := range want.Paths() {
 				if !bytes.Equal(got[p], want[p]) {

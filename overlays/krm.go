@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 
 	"sigs.k8s.io/kustomize/kyaml/fn/framework"
 	"sigs.k8s.io/kustomize/kyaml/kio"
@@ -19,7 +18,7 @@ import (
 //	apiVersion: meshfleet.dev/v1alpha1
 //	kind: ClusterOverlay
 //	spec:
-//	  fleetFile: fleet.yaml   # relative to the kustomization that declares the function
+//	  fleetFile: fleet.yaml   # relative to the kustomization that declares the function, inside its directory
 //	  cluster: east
 const ClusterOverlayKind = "ClusterOverlay"
 
@@ -62,18 +61,16 @@ func krmObjects(cfg *yaml.RNode, dir, cluster string) ([]*yaml.RNode, error) {
 		}
 		if n := cfg.Field("spec"); n != nil {
 			if err := n.Value.YNode().Decode(&spec); err != nil {
-				return nil, fmt.Errorf("%s %s: spec: %w", kind, cfg.GetName(), err)
+				return nil, fmt.Errorf("%s %s: spec: %w", kind, show(cfg.GetName()), err)
 			}
 		}
 		if spec.FleetFile == "" {
-			return nil, fmt.Errorf("%s %s: spec.fleetFile is required", kind, cfg.GetName())
+			return nil, fmt.Errorf("%s %s: spec.fleetFile is required", kind, show(cfg.GetName()))
 		}
 		cluster = pick(cluster, spec.Cluster)
-		file := spec.FleetFile
-		if !filepath.IsAbs(file) {
-			file = filepath.Join(dir, file)
-		}
-		f, err = fleet.Load(file)
+		// The kustomization may be hostile: like kustomize's own load
+		// restrictor, the fleet file must be inside its directory.
+		f, err = fleet.LoadConfined(dir, spec.FleetFile)
 	case "MeshFleet":
 		cluster = pick(cluster, cfg.GetAnnotations()[annotationCluster])
 		var src string
@@ -81,7 +78,7 @@ func krmObjects(cfg *yaml.RNode, dir, cluster string) ([]*yaml.RNode, error) {
 			f, err = fleet.Parse("functionConfig.yaml", []byte(src))
 		}
 	default:
-		return nil, fmt.Errorf("functionConfig is a %s; want %s or MeshFleet", kind, ClusterOverlayKind)
+		return nil, fmt.Errorf("functionConfig is a %s; want %s or MeshFleet", show(kind), ClusterOverlayKind)
 	}
 	if err != nil {
 		return nil, err

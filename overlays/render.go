@@ -19,16 +19,16 @@ func Render(f *fleet.Fleet) (Tree, error) {
 	return t, nil
 }
 
-// Prepare renders f for output directory dir: it lays out the overlays,
-// compares them with what dir holds, and verifies every overlay that
-// differs. Overlays identical to dir's are not built again; what Apply
-// writes has always been verified first.
-func Prepare(f *fleet.Fleet, dir string) (*Changes, error) {
+// Prepare renders f for an output directory: it lays out the overlays,
+// compares them with what the directory holds, and verifies every overlay
+// that differs. Overlays identical to the directory's are not built
+// again; what Apply writes has always been verified first.
+func Prepare(f *fleet.Fleet, out *Output) (*Changes, error) {
 	t, err := layOut(f)
 	if err != nil {
 		return nil, err
 	}
-	c, err := Compare(dir, t)
+	c, err := Compare(out, f.Metadata.Name, t)
 	if err != nil {
 		return nil, err
 	}

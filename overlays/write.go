@@ -8,10 +8,10 @@ import (
 	"os"
 	"os/signal"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
+	"unicode"
 
 	"github.com/rogpeppe/go-internal/diff"
 )
@@ -23,53 +23,101 @@ const Manifest = ".meshfleet-files"
 
 const manifestHeader = "# Files written by meshfleet render. It deletes them when the fleet no longer needs them; it never touches other files.\n"
 
+// fleetPrefix starts the manifest line that names the fleet whose output
+// the directory holds.
+const fleetPrefix = "# fleet: "
+
 // Result counts what Write did.
 type Result struct {
 	Written, Removed, Unchanged int
 }
 
-// Owned returns the paths listed in dir's manifest, if it has one. Lines
-// that are not clean relative paths are ignored, so a tampered manifest
-// cannot point outside dir.
-func Owned(dir string) ([]string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, Manifest))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	var owned []string
-	for line := range strings.Lines(string(b)) {
-		p := strings.TrimSpace(line)
-		if p == "" || strings.HasPrefix(p, "#") || !fs.ValidPath(p) || p == Manifest {
-			continue
-		}
-		owned = append(owned, p)
-	}
-	return owned, nil
+// manifest is what a manifest says.
+type manifest struct {
+	fleet string   // "" in manifests from before fleets were recorded
+	owned []string // clean relative paths
 }
 
-// ReadDir reads every file under dir into a Tree.
+// parseManifest reads a manifest. Lines that are not clean relative paths
+// are ignored, so a tampered manifest cannot point outside the directory
+// (and every access goes through an os.Root anyway).
+func parseManifest(b []byte) manifest {
+	var m manifest
+	for line := range strings.Lines(string(b)) {
+		p := strings.TrimSpace(line)
+		if name, ok := strings.CutPrefix(p, fleetPrefix); ok && m.fleet == "" {
+			m.fleet = name
+		}
+		if p == "" || strings.HasPrefix(p, "#") || !fs.ValidPath(p) || p == Manifest || p == StagingDir || strings.HasPrefix(p, StagingDir+"/") ||
+			strings.ContainsFunc(p, unicode.IsControl) { // meshfleet writes no such names; they could forge lines of check's diff
+			continue
+		}
+		m.owned = append(m.owned, p)
+	}
+	return m
+}
+
+// Owned returns the paths listed in dir's manifest, if it has one.
+func Owned(dir string) ([]string, error) {
+	o, err := OpenForCheck(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer o.Close()
+	m, err := o.manifest()
+	return m.owned, err
+}
+
+func (o *Output) manifest() (manifest, error) {
+	b, err := o.read(Manifest)
+	if errors.Is(err, fs.ErrNotExist) {
+		return manifest{}, nil
+	} else if err != nil {
+		return manifest{}, err
+	}
+	return parseManifest(b), nil
+}
+
+// ReadDir reads every file under dir into a Tree. It refuses symbolic
+// links and anything else that is not a regular file or a directory.
 func ReadDir(dir string) (Tree, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	o := &Output{dir: dir, root: root}
 	t := Tree{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(dir, p)
-		t[filepath.ToSlash(rel)] = b
+		b, err := o.read(p)
+		t[p] = b
 		return err
 	})
 	return t, err
 }
 
 // ManifestFor returns the manifest that records the files of t.
-func ManifestFor(t Tree) []byte {
+func ManifestFor(t Tree) []byte { return ManifestForFleet("", t) }
+
+// ManifestForFleet returns the manifest that records the files of t as
+// the output of the named fleet.
+func ManifestForFleet(fleet string, t Tree) []byte {
+	return manifestOf(fleet, t.Paths())
+}
+
+func manifestOf(fleet string, paths []string) []byte {
 	var b bytes.Buffer
 	b.WriteString(manifestHeader)
-	for _, p := range t.Paths() {
-		b.WriteString(p + "\n")
+	if fleet != "" {
+		b.WriteString(fleetPrefix + fleet + "\n")
+	}
+	for _, p := range paths {
+		if p != Manifest {
+			b.WriteString(p + "\n")
+		}
 	}
 	return b.Bytes()
 }
@@ -78,57 +126,72 @@ func ManifestFor(t Tree) []byte {
 // files to write, the files to remove and their current contents. It is
 // computed once and then verified, shown (check) or applied (render).
 type Changes struct {
-	dir       string
+	out       *Output
+	fleet     string
 	want      Tree              // the rendered tree plus its manifest
+	owned     []string          // what the manifest on disk lists
 	changed   []string          // paths to (re)write, sorted
 	removed   []string          // owned paths no longer rendered, still on disk
 	current   map[string][]byte // contents on disk of changed and removed paths
+	leftovers []string          // temporary files earlier versions left beside targets
 	unchanged int
 }
 
-// Compare reads dir and works out what making it hold t takes. A file of
-// t that would replace a file meshfleet did not write is an error, unless
-// their contents are identical.
-func Compare(dir string, t Tree) (*Changes, error) {
-	owned, err := Owned(dir)
+// Compare reads the output directory and works out what making it hold
+// t, the output of the named fleet, takes. A file of t that would replace
+// a file meshfleet did not write is an error, unless their contents are
+// identical; so is a directory that holds another fleet's output.
+// Symbolic links, named pipes, devices and other files that are not
+// regular are refused wherever meshfleet would read or write.
+func Compare(out *Output, fleet string, t Tree) (*Changes, error) {
+	m, err := out.manifest()
 	if err != nil {
 		return nil, err
 	}
+	if fleet != "" && m.fleet != "" && m.fleet != fleet {
+		return nil, fmt.Errorf("%s holds the output of fleet %s (see %s); refusing to render fleet %s into it: use another directory, or remove the old output first",
+			show(out.dir), show(m.fleet), out.show(Manifest), show(fleet))
+	}
 	isOwned := map[string]bool{}
-	for _, p := range owned {
+	for _, p := range m.owned {
 		isOwned[p] = true
 	}
-	c := &Changes{dir: dir, want: Tree{Manifest: ManifestFor(t)}, current: map[string][]byte{}}
+	c := &Changes{out: out, fleet: fleet, owned: m.owned, want: Tree{Manifest: ManifestForFleet(fleet, t)}, current: map[string][]byte{}}
 	for p, b := range t {
-		c.want[p] = b
+		if p == StagingDir || strings.HasPrefix(p, StagingDir+"/") || !fs.ValidPath(p) {
+			return nil, fmt.Errorf("rendered tree holds %s, which meshfleet may not write", show(p))
+		}
+		if p != Manifest {
+			c.want[p] = b
+		}
 	}
 	var conflicts []string
 	for _, p := range c.want.Paths() {
-		cur, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
+		cur, err := out.read(p)
 		switch {
 		case err == nil && bytes.Equal(cur, c.want[p]):
 			if p != Manifest {
 				c.unchanged++
 			}
 		case err == nil && !isOwned[p] && p != Manifest:
-			conflicts = append(conflicts, p)
+			conflicts = append(conflicts, show(p))
 		case err == nil:
 			c.current[p] = cur
 			c.changed = append(c.changed, p)
 		case errors.Is(err, fs.ErrNotExist):
 			c.changed = append(c.changed, p)
 		default:
-			conflicts = append(conflicts, fmt.Sprintf("%s (%v)", p, err))
+			return nil, err
 		}
 	}
 	if len(conflicts) > 0 {
-		return nil, fmt.Errorf("%s: refusing to replace files meshfleet did not write (move them away or delete them):\n  %s", dir, strings.Join(conflicts, "\n  "))
+		return nil, fmt.Errorf("%s: refusing to replace files meshfleet did not write (move them away or delete them):\n  %s", show(out.dir), strings.Join(conflicts, "\n  "))
 	}
-	for _, p := range owned {
+	for _, p := range m.owned {
 		if _, keep := t[p]; keep {
 			continue
 		}
-		cur, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
+		cur, err := out.read(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		} else if err != nil {
@@ -137,11 +200,43 @@ func Compare(dir string, t Tree) (*Changes, error) {
 		c.current[p] = cur
 		c.removed = append(c.removed, p)
 	}
+	if err := c.findLeftovers(); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
+// findLeftovers looks for the temporary files earlier versions of
+// meshfleet staged beside their targets, which a killed render left
+// behind. render removes them (they are only ever removed, never read
+// or followed); check refuses to call such a tree up to date.
+func (c *Changes) findLeftovers() error {
+	seen := map[string]bool{}
+	for _, p := range slices.Concat(c.want.Paths(), c.owned) {
+		tmp := path.Join(path.Dir(p), "."+path.Base(p)+".meshfleet-tmp")
+		if seen[tmp] {
+			continue
+		}
+		seen[tmp] = true
+		fi, err := c.out.lstat(path.Dir(tmp))
+		if err != nil || !fi.IsDir() {
+			continue // a refusal, if any, comes from the target itself
+		}
+		if fi, err := c.out.root.Lstat(tmp); err == nil && !fi.IsDir() {
+			c.leftovers = append(c.leftovers, tmp)
+		}
+	}
+	if len(c.leftovers) > 0 && !c.out.render {
+		return fmt.Errorf("%s: a render into this directory was interrupted and left temporary files behind (%s), so the tree may be half written; run meshfleet render to finish it",
+			show(c.out.dir), show(c.leftovers[0]))
+	}
+	return nil
+}
+
 // Empty reports whether dir already holds the tree.
-func (c *Changes) Empty() bool { return len(c.changed) == 0 && len(c.removed) == 0 }
+func (c *Changes) Empty() bool {
+	return len(c.changed) == 0 && len(c.removed) == 0 && len(c.leftovers) == 0
+}
 
 // Dirs returns the overlays the changes touch: the ones that need
 // verifying before the changes are applied. A change to a shared base
@@ -202,131 +297,269 @@ func (c *Changes) Diff() []byte {
 	return out.Bytes()
 }
 
-// Write makes dir hold t; see [Compare] and [Changes.Apply].
-func Write(dir string, t Tree) (Result, error) {
-	c, err := Compare(dir, t)
+// Write makes dir hold t; see [Compare] and [Changes.Apply]. No fleet is
+// recorded in the manifest; see [WriteFleet].
+func Write(dir string, t Tree) (Result, error) { return WriteFleet(dir, "", t) }
+
+// WriteFleet makes dir hold t, the output of the named fleet.
+func WriteFleet(dir, fleet string, t Tree) (Result, error) {
+	out, err := OpenForRender(dir)
+	if err != nil {
+		return Result{}, err
+	}
+	defer out.Close()
+	c, err := Compare(out, fleet, t)
 	if err != nil {
 		return Result{}, err
 	}
 	return c.Apply()
 }
 
-// Apply writes the changes. Files of an earlier render that the tree no
-// longer has are removed; files meshfleet did not write are never
-// touched. Every new file is first written beside its target; only when
-// all of them are on disk are they renamed into place, so a failure leaves
-// the directory as it was.
+// errInterrupted is returned when SIGINT or SIGTERM arrives while files
+// are being staged; nothing has changed then.
+var errInterrupted = errors.New("interrupted; the output directory was not changed")
+
+// Apply writes the changes:
+//
+//  1. Every new or changed file is written into StagingDir,
+//     and the directories the new files need are created. Any failure or
+//     interrupt up to here takes everything back: the directory is as it
+//     was.
+//  2. If the tree adds files, the manifest is first replaced by one that
+//     lists the old and the new files, so that whatever happens next, no
+//     file meshfleet writes is ever unrecorded.
+//  3. The staged files are renamed into place, with SIGINT and SIGTERM
+//     held; then the files no longer rendered are removed, and the
+//     manifest of the new tree goes last. A file that cannot be removed
+//     stays in the manifest, and Apply reports it.
+//  4. StagingDir is removed.
+//
+// A render killed at any point leaves StagingDir behind: the next render
+// removes it and finishes the job (the manifest covers every file), and
+// check refuses to call the directory up to date until then.
 func (c *Changes) Apply() (Result, error) {
 	res := Result{Unchanged: c.unchanged}
-	st := stage{root: c.dir}
-	for _, p := range c.changed {
-		if err := st.add(p, c.want[p]); err != nil {
-			st.abort()
-			return res, err
+	if c.Empty() {
+		return res, nil
+	}
+	o := c.out
+	if o.root == nil || !o.render {
+		return res, fmt.Errorf("%s: not opened for render", show(o.dir))
+	}
+	o.applied = true
+	for _, p := range c.leftovers {
+		if err := o.root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return res, o.pathErr(p, err)
 		}
 	}
+	if len(c.changed) == 0 && len(c.removed) == 0 {
+		return res, nil
+	}
 
-	// From here on only renames and removals remain. Hold SIGINT and
-	// SIGTERM until they are done so an interrupt cannot leave half a tree.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sig)
+	interrupted := func() bool {
+		select {
+		case <-sig:
+			return true
+		default:
+			return false
+		}
+	}
 
-	// The manifest goes last: until it is in place, the old one still
-	// names every file an interrupted run could have left behind.
-	slices.SortStableFunc(st.files, func(a, b staged) int {
-		return boolInt(a.target == Manifest) - boolInt(b.target == Manifest)
-	})
+	st := &stage{out: o}
+	if err := st.prepare(c, interrupted); err != nil {
+		st.abort()
+		return res, err
+	}
+
+	// From here on the directory changes. Every failure below leaves a
+	// manifest that names every file meshfleet wrote.
+	owned := map[string]bool{}
+	for _, p := range c.owned {
+		owned[p] = true
+	}
+	union := slices.Clone(c.owned)
 	for _, f := range st.files {
-		if err := os.Rename(f.tmp, filepath.Join(c.dir, filepath.FromSlash(f.target))); err != nil {
+		if !owned[f.target] {
+			union = append(union, f.target)
+		}
+	}
+	grows := len(union) > len(c.owned)
+	if grows {
+		slices.Sort(union)
+		if err := st.install(Manifest, manifestOf(c.fleet, slices.Compact(union))); err != nil {
 			st.abort()
 			return res, err
 		}
-		if f.target != Manifest {
-			res.Written++
-		}
 	}
+	for _, f := range st.files {
+		if err := renameFile(o.root, f.tmp, f.target); err != nil {
+			st.abort()
+			return res, fmt.Errorf("%s; the directory is half written and its manifest names every file meshfleet wrote: run meshfleet render again once this is fixed", o.pathErr(f.target, err))
+		}
+		res.Written++
+	}
+	var failed []string
+	var errs []error
 	for _, p := range c.removed {
-		full := filepath.Join(c.dir, filepath.FromSlash(p))
-		if err := os.Remove(full); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return res, err
+		if _, err := o.lstat(p); errors.Is(err, fs.ErrNotExist) {
+			res.Removed++
+			continue
+		} else if err != nil {
+			failed, errs = append(failed, p), append(errs, err)
+			continue
+		}
+		if err := removeFile(o.root, p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			failed, errs = append(failed, p), append(errs, o.pathErr(p, err))
+			continue
 		}
 		res.Removed++
-		removeEmptyParents(c.dir, filepath.Dir(full))
+		o.removeEmptyParents(path.Dir(p))
+	}
+	final := c.want[Manifest]
+	if len(failed) > 0 {
+		final = manifestOf(c.fleet, slices.Sorted(slices.Values(slices.Concat(c.want.Paths(), failed))))
+	}
+	if grows || len(failed) > 0 || slices.Contains(c.changed, Manifest) {
+		if err := st.install(Manifest, final); err != nil {
+			st.abort()
+			return res, err
+		}
+	}
+	st.abort() // nothing left in it but the directory
+	syncDir(o.lock)
+	if len(errs) > 0 {
+		return res, fmt.Errorf("could not remove files meshfleet no longer renders; they stay listed in %s, and the next render tries again:\n%w", o.show(Manifest), errors.Join(errs...))
 	}
 	return res, nil
 }
 
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
+// removeFile and renameFile remove a file no longer rendered and move a
+// staged file into place; tests make them fail.
+var (
+	removeFile = (*os.Root).Remove
+	renameFile = (*os.Root).Rename
+)
 
 type staged struct{ tmp, target string }
 
-// stage writes files next to their targets and remembers what it
-// created, so that it can take everything back.
+// stage writes files into StagingDir and remembers what it created, so
+// that it can take everything back.
 type stage struct {
-	root  string
-	files []staged
+	out   *Output
+	made  bool     // StagingDir exists
+	n     int      // files written into StagingDir
+	files []staged // staged files of the tree (not the manifest)
 	dirs  []string // directories created, parents first
 }
 
-func (s *stage) add(p string, b []byte) error {
-	target := filepath.Join(s.root, filepath.FromSlash(p))
-	if err := s.mkdirAll(filepath.Dir(target)); err != nil {
-		return err
+// prepare stages every changed file and creates the directories they
+// go into. Nothing visible changes.
+func (s *stage) prepare(c *Changes, interrupted func() bool) error {
+	o := s.out
+	if err := o.root.Mkdir(StagingDir, 0o700); err != nil {
+		return o.pathErr(StagingDir, err)
 	}
-	tmp := filepath.Join(filepath.Dir(target), "."+filepath.Base(target)+".meshfleet-tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	s.files = append(s.files, staged{tmp, p})
-	return nil
-}
-
-func (s *stage) mkdirAll(dir string) error {
-	fi, err := os.Stat(dir)
-	if err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("%s is not a directory", dir)
+	s.made = true
+	for _, p := range c.changed {
+		if interrupted() {
+			return errInterrupted
 		}
-		return nil
+		if p == Manifest {
+			continue
+		}
+		tmp, err := s.write(c.want[p], false)
+		if err != nil {
+			return err
+		}
+		s.files = append(s.files, staged{tmp, p})
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return err
+	checked := map[string]bool{}
+	for i, p := range slices.Concat(c.changed, c.removed) {
+		dir := path.Dir(p)
+		if i < len(c.changed) {
+			made, err := o.mkdirAll(dir)
+			s.dirs = append(s.dirs, made...)
+			if err != nil {
+				return err
+			}
+			// A file's place may have been taken by a directory, a link
+			// or a pipe since Compare looked.
+			if fi, err := o.lstat(p); err == nil && !fi.Mode().IsRegular() {
+				return o.refusal(p, describe(fi)+", not a regular file; meshfleet reads and writes only regular files")
+			} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		if !checked[dir] {
+			checked[dir] = true
+			if err := o.writable(dir); err != nil {
+				return err
+			}
+		}
 	}
-	if err := s.mkdirAll(filepath.Dir(dir)); err != nil {
-		return err
+	if interrupted() {
+		return errInterrupted
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return err
-	}
-	s.dirs = append(s.dirs, dir)
 	return nil
 }
 
-// abort removes staged files that were not renamed yet and the
-// directories created for them.
+// write puts b into a new file in StagingDir; with sync, on disk. Only
+// the manifest is synced: a killed process loses nothing the kernel has,
+// and syncing every file would make a render several times slower. After
+// a power loss a file may be empty, which check reports as drift and
+// render repairs, while the manifest, which says what meshfleet owns,
+// survives.
+func (s *stage) write(b []byte, sync bool) (string, error) {
+	s.n++
+	tmp := fmt.Sprintf("%s/%d", StagingDir, s.n)
+	f, err := s.out.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return "", s.out.pathErr(tmp, err)
+	}
+	_, err = f.Write(b)
+	if err == nil && sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", s.out.pathErr(tmp, err)
+	}
+	return tmp, nil
+}
+
+// install writes b to p through StagingDir.
+func (s *stage) install(p string, b []byte) error {
+	tmp, err := s.write(b, true)
+	if err != nil {
+		return err
+	}
+	if err := s.out.root.Rename(tmp, p); err != nil {
+		return s.out.pathErr(p, err)
+	}
+	return nil
+}
+
+// abort removes StagingDir with whatever is still in it, and the
+// directories created for files that never arrived.
 func (s *stage) abort() {
-	for _, f := range s.files {
-		os.Remove(f.tmp)
+	if s.made {
+		s.out.root.RemoveAll(StagingDir)
+		s.made = false
 	}
 	for i := len(s.dirs) - 1; i >= 0; i-- {
-		os.Remove(s.dirs[i]) // only succeeds while empty
+		s.out.root.Remove(s.dirs[i]) // only succeeds while empty
 	}
+	s.dirs = nil
 }
 
-// removeEmptyParents removes dir and its parents up to root while they
-// are empty.
-func removeEmptyParents(root, dir string) {
-	root = filepath.Clean(root)
-	for dir != root && strings.HasPrefix(dir, root+string(filepath.Separator)) {
-		if os.Remove(dir) != nil {
-			return
-		}
-		dir = filepath.Dir(dir)
+// syncDir flushes a directory's entries to disk, best effort.
+func syncDir(d *os.File) {
+	if d != nil {
+		d.Sync()
 	}
 }

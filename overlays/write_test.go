@@ -203,7 +203,12 @@ func TestChangesDirs(t *testing.T) {
 		{"removed cluster", with(nil, "clusters/c/kustomization.yaml"), nil},
 	}
 	for _, tt := range tests {
-		c, err := overlays.Compare(dir, tt.tree)
+		out, err := overlays.OpenForCheck(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := overlays.Compare(out, "", tt.tree)
+		out.Close()
 		if err != nil {
 			t.Fatal(err)
 		}

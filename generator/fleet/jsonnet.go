@@ -53,10 +53,19 @@ func (i *confinedImporter) Import(importedFrom, importedPath string) (jsonnet.Co
 	if err != nil {
 		return jsonnet.Contents{}, "", fmt.Errorf("import %q: %w", importedPath, err)
 	}
-	if rel, err := filepath.Rel(i.root, abs); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+	rel, err := filepath.Rel(i.root, abs)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 		return jsonnet.Contents{}, "", fmt.Errorf("import %q: %s is outside %s, the fleet file's directory", importedPath, target, i.shown)
 	}
-	b, err := os.ReadFile(abs)
+	// Read through an os.Root, so that a link swapped in since the check
+	// above still cannot lead out, and only regular files: a named pipe
+	// would block the import forever.
+	root, err := os.OpenRoot(i.root)
+	if err != nil {
+		return jsonnet.Contents{}, "", fmt.Errorf("import %q: %w", importedPath, err)
+	}
+	defer root.Close()
+	b, err := readRegular(root, rel)
 	if err != nil {
 		return jsonnet.Contents{}, "", fmt.Errorf("import %q: %w", importedPath, err)
 	}

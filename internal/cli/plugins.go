@@ -37,7 +37,7 @@ var cmpParams = []string{"cluster", "fleet"}
 // it: a cluster of that name, or the one the name ends with after a '-'.
 func setupCMP(fs *pflag.FlagSet) runFunc {
 	file := new(string)
-	fleetFlag(fs, file, "fleet.yaml", "fleet file, relative to the application's source directory")
+	fleetFlag(fs, file, "fleet.yaml", "fleet file, relative to the application's source directory and inside it")
 	cluster := fs.String("cluster", "", "cluster whose manifests to print (default: derived from ARGOCD_APP_NAME)")
 	return func(io IO, _ []string) error { return runCMP(io, fs, file, cluster) }
 }
@@ -46,7 +46,9 @@ func runCMP(io IO, fs *pflag.FlagSet, file, cluster *string) error {
 	if err := cmpSettings(fs); err != nil {
 		return err
 	}
-	f, err := fleet.Load(*file)
+	// The path comes from the Application, which may be hostile: it must
+	// stay inside the source directory.
+	f, err := fleet.LoadConfined(".", *file)
 	if err != nil {
 		return err
 	}
@@ -69,7 +71,7 @@ func runCMP(io IO, fs *pflag.FlagSet, file, cluster *string) error {
 // cmpSettings maps Argo CD's environment onto the flags.
 func cmpSettings(fs *pflag.FlagSet) error {
 	for _, name := range cmpParams {
-		if v, ok := os.LookupEnv("ARGOCD_ENV_MESHFLEET_" + strings.ToUpper(name)); ok {
+		if v := os.Getenv("ARGOCD_ENV_MESHFLEET_" + strings.ToUpper(name)); v != "" {
 			if err := fs.Set(name, v); err != nil {
 				return err
 			}

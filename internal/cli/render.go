@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/spf13/pflag"
 
@@ -33,30 +35,47 @@ func (o *outFlags) declare(fs *pflag.FlagSet, outUsage string, verbose bool) {
 	}
 }
 
-// prepare loads the fleet and works out the changes to the output
-// directory.
-func (o *outFlags) prepare(name string) (*fleet.Fleet, *overlays.Changes, error) {
+// prepare loads the fleet, opens the output directory (render: for
+// writing, check: for reading; either way locked against a render running
+// at the same time) and works out the changes. The caller closes out.
+func (o *outFlags) prepare(name string) (*fleet.Fleet, *overlays.Changes, *overlays.Output, error) {
 	if err := required(name, "fleet", o.file, "out", o.out); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if o.quiet && o.verbose {
-		return nil, nil, usagef("%s: -q and -v exclude each other", name)
+		return nil, nil, nil, usagef("%s: -q and -v exclude each other", name)
 	}
 	f, err := fleet.Load(o.file)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	c, err := overlays.Prepare(f, o.out)
-	return f, c, err
+	open := overlays.OpenForCheck
+	if name == "render" {
+		open = overlays.OpenForRender
+	}
+	out, err := open(o.out)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c, err := overlays.Prepare(f, out)
+	if err != nil {
+		out.Close()
+		return nil, nil, nil, err
+	}
+	return f, c, out, nil
 }
 
 func setupRender(fs *pflag.FlagSet) runFunc {
 	var o outFlags
 	o.declare(fs, "output directory", true)
 	return func(io IO, _ []string) error {
-		f, c, err := o.prepare("render")
+		f, c, out, err := o.prepare("render")
 		if err != nil {
 			return err
+		}
+		defer out.Close()
+		if out.Recovered() {
+			fmt.Fprintf(io.Err, "meshfleet: an earlier render into %s was interrupted; removed what it left behind\n", quote(o.out))
 		}
 		var written, removed []string
 		if o.verbose {
@@ -166,22 +185,43 @@ func setupCheck(fs *pflag.FlagSet) runFunc {
 	o.declare(fs, "output directory to compare with", false)
 	fs.Lookup("quiet").Usage = "print no diff, only the command that fixes the drift"
 	return func(io IO, _ []string) error {
-		_, c, err := o.prepare("check")
-		if err != nil || c.Empty() {
+		_, c, out, err := o.prepare("check")
+		if err != nil {
 			return err
+		}
+		defer out.Close()
+		if c.Empty() {
+			return nil
 		}
 		if !o.quiet {
 			io.Out.Write(c.Diff())
 		}
-		fmt.Fprintf(io.Err, "%s is out of date with %s; to fix it, run:\n  meshfleet render -f %s -o %s\n", o.out, o.file, shellQuote(o.file), shellQuote(o.out))
+		fmt.Fprintf(io.Err, "%s is out of date with %s; to fix it, run:\n  meshfleet render -f %s -o %s\n", quote(o.out), quote(o.file), shellQuote(o.file), shellQuote(o.out))
 		return errDrift
 	}
 }
 
-// shellQuote quotes s for a POSIX shell when it needs it.
+const plainChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:@+"
+
+// shellQuote quotes s for a POSIX shell when it needs it. A name with
+// control characters (a newline, an escape) gets bash's $'...' quoting,
+// so that it stays on one line and cannot forge output.
 func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:@+") == "" {
+	if s != "" && strings.Trim(s, plainChars) == "" {
 		return s
 	}
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		q := strconv.Quote(s)
+		return "$'" + strings.ReplaceAll(q[1:len(q)-1], "'", `\'`) + "'"
+	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// quote returns s as it is when it is plain, else quoted (%q), so that a
+// name cannot forge lines in a message.
+func quote(s string) string {
+	if s != "" && strings.Trim(s, plainChars) == "" {
+		return s
+	}
+	return strconv.Quote(s)
 }

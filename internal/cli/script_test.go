@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"os"
+	"syscall"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -23,5 +24,16 @@ func TestScripts(t *testing.T) {
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
 		UpdateScripts:       os.Getenv("MESHFLEET_UPDATE") != "",
+		Cmds:                map[string]func(ts *testscript.TestScript, neg bool, args []string){"mkfifo": mkfifo},
 	})
+}
+
+// mkfifo makes named pipes: mkfifo path...
+func mkfifo(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) == 0 {
+		ts.Fatalf("usage: mkfifo path...")
+	}
+	for _, a := range args {
+		ts.Check(syscall.Mkfifo(ts.MkAbs(a), 0o644))
+	}
 }
