@@ -750,7 +750,7 @@ spec:
         address: 192.0.2.10
     west:
       role: remote
-      network: net1
+      network: net2
       controlPlane: east
       apiServer: https://west.example.net:6443
       eastWestGateway:
@@ -779,7 +779,7 @@ spec:
         address: 192.0.2.10
     west:
       role: remote
-      network: net1
+      network: net2
       controlPlane: east
       apiServer: https://west.example.net:6443
       eastWestGateway:
