@@ -67,10 +67,10 @@ var neverOverwrittenNorDeleted = map[string]any{
 // every stage after it, waits until an operator filled it in.
 const AnnotationWaitForKeys = "meshfleet.dev/wait-for-keys"
 
-// caKeySets are the two layouts of istiod's plugged-in CA bundle: istiod's
+// CAKeySets are the two layouts of istiod's plugged-in CA bundle: istiod's
 // own, and kubernetes.io/tls (chosen when tls.crt exists; ca.crt is the
 // root), which cert-manager writes.
-const caKeySets = "ca-cert.pem,ca-key.pem,root-cert.pem,cert-chain.pem|tls.crt,tls.key,ca.crt"
+const CAKeySets = "ca-cert.pem,ca-key.pem,root-cert.pem,cert-chain.pem|tls.crt,tls.key,ca.crt"
 
 // caKeys are the keys of istiod's plugged-in CA bundle.
 const caKeys = "ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem"
@@ -136,7 +136,7 @@ func caCerts(f *fleet.Fleet, c *fleet.Cluster) Object {
 		"metadata": meta("cacerts", map[string]any{"annotations": merged(neverOverwrittenNorDeleted, map[string]any{
 			annotationPlaceholder: "intermediate CA of cluster " + c.Name + ", signed by the mesh root; root-cert.pem is the same in every cluster. The control plane waits until it is filled: istiod that starts without it signs with a self-made root",
 			annotationSecretKeys:  caKeys,
-			AnnotationWaitForKeys: caKeySets,
+			AnnotationWaitForKeys: CAKeySets,
 		})}),
 	}
 }
