@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/meshfleet/meshfleet/generator/fleet"
 	"github.com/meshfleet/meshfleet/generator/mesh"
 )
 
@@ -88,7 +89,11 @@ func Layout(p *mesh.Plan) (Tree, error) {
 		l.kustomization(dir, stages, nil)
 		for _, f := range c.Istioctl {
 			file := path.Join(dir, IstioctlDir, f.Name)
-			h := fmt.Sprintf("# Not applied by kustomize: install it with istioctl, against cluster %s:\n#   istioctl install -y -f %s\n", c.Name, file)
+			when := "after its namespace stage"
+			if c.Role == fleet.Primary {
+				when += " (once cacerts holds its keys: istiod reads it only when it starts)"
+			}
+			h := fmt.Sprintf("# Not applied by kustomize: install it with istioctl, against cluster %s,\n# %s and before its gateways stage:\n#   istioctl install -y -f %s\n", c.Name, when, file)
 			l.file(file, h, f.Objects)
 		}
 		if d.Flux != nil {
