@@ -89,6 +89,12 @@ func fluxKustomizations(fx *fleet.Flux, c mesh.Cluster, stages []string) []mesh.
 			spec["dependsOn"] = []any{map[string]any{"name": fluxName(c.Name, stages[i-1])}}
 		}
 		if st := c.Stage(s); st != nil && waitsForKeys(st) {
+			// wait: true skips the health of objects Flux did not apply
+			// this time, and an IfNotPresent placeholder that exists is
+			// not applied again: the gate would hold only once. Listed
+			// health checks are checked every time.
+			spec["wait"] = false
+			spec["healthChecks"] = healthChecks(st)
 			spec["healthCheckExprs"] = []any{secretKeysHealthCheck}
 		}
 		objs = append(objs, mesh.Object{
@@ -99,6 +105,22 @@ func fluxKustomizations(fx *fleet.Flux, c mesh.Cluster, stages []string) []mesh.
 		})
 	}
 	return objs
+}
+
+// healthChecks lists every object of a stage for Flux to check.
+func healthChecks(s *mesh.Stage) []any {
+	var refs []any
+	for _, f := range s.Files {
+		for _, o := range f.Objects {
+			md, _ := o["metadata"].(map[string]any)
+			ref := map[string]any{"apiVersion": o["apiVersion"], "kind": o["kind"], "name": md["name"]}
+			if ns, ok := md["namespace"]; ok {
+				ref["namespace"] = ns
+			}
+			refs = append(refs, ref)
+		}
+	}
+	return refs
 }
 
 // waitsForKeys reports whether a stage holds a Secret that is ready only

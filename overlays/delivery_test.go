@@ -85,6 +85,16 @@ func TestFluxWaitsAndRetries(t *testing.T) {
 				if gated != (len(exprs) == 1) {
 					t.Errorf("%s (ca %q): healthCheckExprs %v", name, ca, exprs)
 				}
+				if gated {
+					// wait: true would skip the placeholder once it exists
+					// (IfNotPresent): the stage lists its objects instead.
+					checks := fmt.Sprint(dig(k, "spec", "healthChecks"))
+					if dig(k, "spec", "wait") != false || !strings.Contains(checks, "kind:Secret name:cacerts namespace:istio-system") || !strings.Contains(checks, "kind:Namespace name:istio-system") {
+						t.Errorf("%s: wait %v, healthChecks %s", name, dig(k, "spec", "wait"), checks)
+					}
+				} else if dig(k, "spec", "wait") != true {
+					t.Errorf("%s: wait %v", name, dig(k, "spec", "wait"))
+				}
 				if len(exprs) == 1 {
 					e := exprs[0]
 					cur, _ := dig(e, "current").(string)
