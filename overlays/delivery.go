@@ -15,10 +15,17 @@ const syncWave = "argocd.argoproj.io/sync-wave"
 // helmRepository is the name of the Flux HelmRepository of Istio's charts.
 const helmRepository = "istio"
 
-// stageWave is the Argo CD sync wave of a stage: stages apply in the
-// order mesh.Stages lists them, two waves apart so that the charts of a
-// stage (base, then istiod) fit in between.
-func stageWave(stage string) int { return 2 * slices.Index(mesh.Stages, stage) }
+// argoStageOrder is the order of the stages in Argo CD's sync waves. One
+// app-of-apps holds every cluster's Applications and syncs them wave by
+// wave across clusters, so a wave waits for every cluster: the primaries'
+// remote secrets come before any gateways, whose pods on a remote need the
+// primary to hold the remote's secret. (Flux applies each cluster's
+// stages on their own, in mesh.Stages order.)
+var argoStageOrder = []string{mesh.StageNamespace, mesh.StageControlPlane, mesh.StageRemoteSecrets, mesh.StageGateways, mesh.StageExtensions}
+
+// stageWave is the Argo CD sync wave of a stage, two waves apart so that
+// the charts of a stage (base, then istiod) fit in between.
+func stageWave(stage string) int { return 2 * slices.Index(argoStageOrder, stage) }
 
 // fluxHelmReleases writes the Flux objects that run a stage's charts into
 // dir and returns the file's name. Releases of a stage depend on each

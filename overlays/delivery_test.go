@@ -159,3 +159,36 @@ func TestArgoCDWaitsAndRetries(t *testing.T) {
 		t.Error("the app-of-apps applies the argocd-cm patch itself")
 	}
 }
+
+// Point 1 with Argo CD: one app-of-apps syncs every cluster's Applications
+// wave by wave, so every primary's remote secrets must come in an earlier
+// wave than any cluster's gateways (a remote's gateway waits for its
+// primary to hold its secret), and every reader in an earlier one still.
+func TestArgoCDWavesAcrossClusters(t *testing.T) {
+	for _, installer := range []string{fleet.InstallerIstioctl, fleet.InstallerHelm, fleet.InstallerSail} {
+		tree := deliveryFleet(t, installer, "{argocd: {repoURL: https://git.example.net/m.git, path: out}}", "")
+		wave := map[string]int{}
+		for _, cluster := range []string{"p", "r"} {
+			for _, a := range docs(t, tree["argocd/"+cluster+".yaml"]) {
+				var w int
+				fmt.Sscan(dig(a, "metadata", "annotations", "argocd.argoproj.io/sync-wave").(string), &w)
+				wave[dig(a, "metadata", "name").(string)] = w
+			}
+		}
+		if wave["mesh-r-namespace"] >= wave["mesh-p-remote-secrets"] {
+			t.Errorf("%s: waves %v: r's reader comes after p's remote secrets", installer, wave)
+		}
+		gateways := 0
+		for _, name := range []string{"mesh-p-gateways", "mesh-r-gateways", "mesh-p-istio-eastwestgateway", "mesh-r-istio-eastwestgateway"} {
+			if w, ok := wave[name]; ok {
+				gateways++
+				if w <= wave["mesh-p-remote-secrets"] {
+					t.Errorf("%s: waves %v: %s is not after p's remote secrets", installer, wave, name)
+				}
+			}
+		}
+		if gateways == 0 {
+			t.Errorf("%s: no gateway Application", installer)
+		}
+	}
+}

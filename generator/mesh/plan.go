@@ -68,16 +68,17 @@ const (
 // StageDoc says, per stage, what it holds and what it waits for across
 // clusters; it heads the stage's kustomization.
 var StageDoc = map[string]string{
-	StageNamespace: "Stage 1, namespace: istio-system, the CA and the reader account other clusters read this one with.\n" +
+	StageNamespace: "Stage namespace: istio-system, the CA and the reader account other clusters read this one with.\n" +
 		"Needs nothing from other clusters. On a primary, ready once cacerts holds its keys.",
-	StageControlPlane: "Stage 2, control plane: base and istiod, or a remote's webhook and istiod Service.\n" +
+	StageControlPlane: "Stage control-plane, after namespace: base and istiod, or a remote's webhook and istiod Service.\n" +
 		"A Sail remote's Istio is ready only once its primary holds this cluster's secret.",
-	StageGateways: "Stage 3, gateways: east-west gateway, expose-istiod, expose-services.\n" +
-		"On a remote the gateway's pods need the primary's attach (it holds this cluster's\n" +
-		"secret, read with the token of stage 1); until then this stage fails and is retried.",
-	StageRemoteSecrets: "Stage 4, remote secrets: the secrets this primary reads other clusters with.\n" +
-		"With External Secrets they fill from the tokens the other clusters pushed in their stage 1.",
-	StageExtensions: "Stage 5, extensions: objects added by the fleet's Jsonnet extensions.",
+	StageGateways: "Stage gateways, after control-plane: east-west gateway, expose-istiod, expose-services.\n" +
+		"On a remote the gateway's pods need the primary's attach (it holds this cluster's secret,\n" +
+		"read with the token of stage namespace); until then this stage fails and is retried.",
+	StageRemoteSecrets: "Stage remote-secrets: the secrets this primary reads other clusters with; with External\n" +
+		"Secrets they fill from the tokens the other clusters pushed in their stage namespace.\n" +
+		"Flux applies it after gateways; Argo CD, syncing all clusters wave by wave, before any gateways.",
+	StageExtensions: "Stage extensions, last: objects added by the fleet's Jsonnet extensions.",
 }
 
 // Stages lists the stages in apply order.
