@@ -57,7 +57,8 @@ func istiodChart(f *fleet.Fleet, c *fleet.Cluster) Chart {
 // eastWestChart is the gateway chart as a network gateway: networkGateway
 // labels the Service and pods with the network, sets
 // ISTIO_META_REQUESTED_NETWORK_VIEW and opens ports 15021, 15443, 15012
-// and 15017.
+// and 15017; the chart's service.type, service.loadBalancerIP and
+// service.annotations bind the Service to the fleet's address.
 func eastWestChart(f *fleet.Fleet, c *fleet.Cluster) Chart {
 	service := gatewayServiceSpec(c)
 	if a := gatewayServiceAnnotations(c); a != nil {
