@@ -90,9 +90,15 @@ func TestReaderInFirstStage(t *testing.T) {
 			t.Run(installer+"/"+rev, func(t *testing.T) {
 				p := mesh.Build(parse(t, mixedFleet(installer, rev, placeholder, "")))
 				for _, c := range p.Clusters {
+					// roleRef is immutable: the binding's name changes with
+					// the revision it binds.
+					binding := mesh.ReaderServiceAccount + "-istio-system"
+					if rev != "" {
+						binding = mesh.ReaderServiceAccount + "-" + rev + "-istio-system"
+					}
 					for _, o := range [][2]string{
 						{"ServiceAccount", mesh.ReaderServiceAccount},
-						{"ClusterRoleBinding", mesh.ReaderServiceAccount + "-istio-system"},
+						{"ClusterRoleBinding", binding},
 						{"Secret", mesh.ReaderServiceAccount + "-token"},
 					} {
 						if got := stageOf(c, o[0], o[1]); got != mesh.StageNamespace {
@@ -102,7 +108,7 @@ func TestReaderInFirstStage(t *testing.T) {
 					if c.Stages[0].Name != mesh.StageNamespace {
 						t.Errorf("%s: first stage is %s", c.Name, c.Stages[0].Name)
 					}
-					crb := find(c, "ClusterRoleBinding", mesh.ReaderServiceAccount+"-istio-system")
+					crb := find(c, "ClusterRoleBinding", binding)
 					want := "istio-reader-clusterrole-istio-system"
 					if rev != "" {
 						want = "istio-reader-clusterrole-" + rev + "-istio-system"

@@ -253,16 +253,20 @@ func externalSecret(s fleet.Secrets, name string, target map[string]any, data []
 // With External Secrets a PushSecret pushes the token and CA to
 // <prefix>/<cluster>/reader, where the primaries' ExternalSecrets read it.
 func reader(f *fleet.Fleet, c *fleet.Cluster) []Object {
-	role := "istio-reader-clusterrole-" + IstioNamespace
+	// The binding is named after the ClusterRole's revision: roleRef is
+	// immutable, so a new revision gets a new binding and the old one is
+	// pruned.
+	suffix := IstioNamespace
 	if rev := f.Spec.Istio.Revision; rev != "" {
-		role = "istio-reader-clusterrole-" + rev + "-" + IstioNamespace
+		suffix = rev + "-" + IstioNamespace
 	}
+	role := "istio-reader-clusterrole-" + suffix
 	objs := []Object{
 		{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(ReaderServiceAccount)},
 		{
 			"apiVersion": "rbac.authorization.k8s.io/v1",
 			"kind":       "ClusterRoleBinding",
-			"metadata":   map[string]any{"name": ReaderServiceAccount + "-" + IstioNamespace},
+			"metadata":   map[string]any{"name": ReaderServiceAccount + "-" + suffix},
 			"roleRef":    map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
 			"subjects":   []any{map[string]any{"kind": "ServiceAccount", "name": ReaderServiceAccount, "namespace": IstioNamespace}},
 		},
