@@ -68,7 +68,8 @@ API_PORT=${MESHFLEET_E2E_API_PORT:-16443}
 # through the Go module proxy. The Istio CRDs come from the istio.io/istio
 # version hack/istioctl builds, the Gateway API CRDs from the version its
 # go.mod requires; Flux's are those of Flux 2.9 (source-controller 1.9,
-# kustomize-controller 1.9, helm-controller 1.6), Argo CD's of 3.5.
+# kustomize-controller 1.9, helm-controller 1.6), Argo CD's of 3.5,
+# cert-manager's (Certificate, for spec.ca.certManager) of 1.21.
 CRD_SOURCES=(
 	"istio.io/istio@ISTIO_VERSION:manifests/charts/base/files/crd-all.gen.yaml"
 	"sigs.k8s.io/gateway-api@v1.6.0:config/crd/standard/"
@@ -77,6 +78,7 @@ CRD_SOURCES=(
 	"github.com/fluxcd/kustomize-controller@v1.9.6:config/crd/bases/"
 	"github.com/fluxcd/helm-controller@v1.6.0:config/crd/bases/"
 	"github.com/argoproj/argo-cd/v3@v3.5.7:manifests/crds/"
+	"github.com/cert-manager/cert-manager@v1.21.2:deploy/crds/"
 )
 # API groups whose CRDs no registry reachable here has, and why. Their
 # objects are reported as SKIP instead of applied; any other kind without

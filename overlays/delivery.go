@@ -15,10 +15,17 @@ const syncWave = "argocd.argoproj.io/sync-wave"
 // helmRepository is the name of the Flux HelmRepository of Istio's charts.
 const helmRepository = "istio"
 
-// stageWave is the Argo CD sync wave of a stage: stages apply in the
-// order mesh.Stages lists them, two waves apart so that the charts of a
-// stage (base, then istiod) fit in between.
-func stageWave(stage string) int { return 2 * slices.Index(mesh.Stages, stage) }
+// argoStageOrder is the order of the stages in Argo CD's sync waves. One
+// app-of-apps holds every cluster's Applications and syncs them wave by
+// wave across clusters, so a wave waits for every cluster: the primaries'
+// remote secrets come before any gateways, whose pods on a remote need the
+// primary to hold the remote's secret. (Flux applies each cluster's
+// stages on their own, in mesh.Stages order.)
+var argoStageOrder = []string{mesh.StageNamespace, mesh.StageControlPlane, mesh.StageRemoteSecrets, mesh.StageGateways, mesh.StageExtensions}
+
+// stageWave is the Argo CD sync wave of a stage, two waves apart so that
+// the charts of a stage (base, then istiod) fit in between.
+func stageWave(stage string) int { return 2 * slices.Index(argoStageOrder, stage) }
 
 // fluxHelmReleases writes the Flux objects that run a stage's charts into
 // dir and returns the file's name. Releases of a stage depend on each
@@ -47,6 +54,11 @@ func (l *layout) fluxHelmReleases(dir string, s mesh.Stage, withRepo bool) strin
 				"sourceRef": map[string]any{"kind": "HelmRepository", "name": helmRepository},
 			}},
 			"values": ch.Values,
+			// Retry a failed install or upgrade without end: a remote's
+			// east-west gateway becomes ready only once its primary
+			// attached the remote, which may come later.
+			"install": map[string]any{"remediation": map[string]any{"retries": -1}},
+			"upgrade": map[string]any{"remediation": map[string]any{"retries": -1}},
 		}
 		if i > 0 {
 			spec["dependsOn"] = []any{map[string]any{"name": s.Charts[i-1].Release}}
@@ -64,29 +76,86 @@ func (l *layout) fluxHelmReleases(dir string, s mesh.Stage, withRepo bool) strin
 }
 
 // fluxKustomizations are the Flux Kustomizations that apply a cluster's
-// stages in order: each waits for the one before it to be ready.
-func fluxKustomizations(fx *fleet.Flux, cluster string, stages []string) []mesh.Object {
+// stages in order: each waits for the one before it to be ready. A stage
+// that waits for another cluster (a remote's gateways wait for the
+// primary's attach) fails its health check after the timeout and is tried
+// again every retryInterval until it succeeds.
+func fluxKustomizations(fx *fleet.Flux, c mesh.Cluster, stages []string) []mesh.Object {
 	var objs []mesh.Object
 	for i, s := range stages {
 		spec := map[string]any{
-			"interval":  fx.Interval,
-			"path":      strings.TrimSuffix(fx.Path, "/") + "/" + path.Join(ClusterDir(cluster), s),
-			"prune":     true,
-			"wait":      true, // ready means every object is: HelmReleases installed, gateways rolled out
-			"timeout":   "10m",
-			"sourceRef": map[string]any{"kind": fx.SourceRef.Kind, "name": fx.SourceRef.Name, "namespace": fx.SourceRef.Namespace},
+			"interval":      fx.Interval,
+			"retryInterval": "1m",
+			"path":          strings.TrimSuffix(fx.Path, "/") + "/" + path.Join(ClusterDir(c.Name), s),
+			"prune":         true,
+			"wait":          true, // ready means every object is: HelmReleases installed, gateways rolled out
+			"timeout":       "10m",
+			"sourceRef":     map[string]any{"kind": fx.SourceRef.Kind, "name": fx.SourceRef.Name, "namespace": fx.SourceRef.Namespace},
 		}
 		if i > 0 {
-			spec["dependsOn"] = []any{map[string]any{"name": fluxName(cluster, stages[i-1])}}
+			spec["dependsOn"] = []any{map[string]any{"name": fluxName(c.Name, stages[i-1])}}
+		}
+		if st := c.Stage(s); st != nil && waitsForKeys(st) {
+			// wait: true skips the health of objects Flux did not apply
+			// this time, and an IfNotPresent placeholder that exists is
+			// not applied again: the gate would hold only once. Listed
+			// health checks are checked every time.
+			spec["wait"] = false
+			spec["healthChecks"] = healthChecks(st)
+			spec["healthCheckExprs"] = []any{secretKeysHealthCheck}
 		}
 		objs = append(objs, mesh.Object{
 			"apiVersion": "kustomize.toolkit.fluxcd.io/v1",
 			"kind":       "Kustomization",
-			"metadata":   map[string]any{"name": fluxName(cluster, s), "namespace": fx.SourceRef.Namespace},
+			"metadata":   map[string]any{"name": fluxName(c.Name, s), "namespace": fx.SourceRef.Namespace},
 			"spec":       spec,
 		})
 	}
 	return objs
+}
+
+// healthChecks lists every object of a stage for Flux to check.
+func healthChecks(s *mesh.Stage) []any {
+	var refs []any
+	for _, f := range s.Files {
+		for _, o := range f.Objects {
+			md, _ := o["metadata"].(map[string]any)
+			ref := map[string]any{"apiVersion": o["apiVersion"], "kind": o["kind"], "name": md["name"]}
+			if ns, ok := md["namespace"]; ok {
+				ref["namespace"] = ns
+			}
+			refs = append(refs, ref)
+		}
+	}
+	return refs
+}
+
+// waitsForKeys reports whether a stage holds a Secret that is ready only
+// once it holds its keys.
+func waitsForKeys(s *mesh.Stage) bool {
+	for _, f := range s.Files {
+		for _, o := range f.Objects {
+			if o["kind"] != "Secret" {
+				continue
+			}
+			if a, _ := o["metadata"].(map[string]any)["annotations"].(map[string]any); a[mesh.AnnotationWaitForKeys] != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// secretKeysHealthCheck is the Flux health check of a Secret that carries
+// mesh.AnnotationWaitForKeys: it is current once it holds every key of
+// one of the listed sets, each non-empty. Other Secrets are current as
+// they are. Until an operator fills the Secret in, it has no data and the
+// expression cannot evaluate, which Flux reports as not ready.
+var secretKeysHealthCheck = map[string]any{
+	"apiVersion": "v1",
+	"kind":       "Secret",
+	"current": "!has(metadata.annotations) || !('" + mesh.AnnotationWaitForKeys + "' in metadata.annotations) || " +
+		"metadata.annotations['" + mesh.AnnotationWaitForKeys + "'].split('|').exists(keys, keys.split(',').all(k, k in data && data[k] != ''))",
 }
 
 func fluxName(cluster, stage string) string { return "mesh-" + cluster + "-" + stage }
@@ -107,6 +176,92 @@ var webhookDifferences = []any{
 	},
 }
 
+// argoRetry retries a failed sync without end, backing off to 5 minutes:
+// what a remote needs from its primary may come later.
+var argoRetry = map[string]any{
+	"limit":   -1,
+	"backoff": map[string]any{"duration": "10s", "factor": 2, "maxDuration": "5m"},
+}
+
+// ArgoCDHealthFile is the argocd-cm patch that the Argo CD installation
+// needs for the app-of-apps to keep meshfleet's order: the Application
+// health check (without it Argo CD does not wait for a wave's
+// Applications) and the Secret health check that holds the control plane
+// back until cacerts is filled in.
+const ArgoCDHealthFile = "argocd-cm-health-checks.yaml"
+
+// argoHealthChecks is the argocd-cm ConfigMap patch of [ArgoCDHealthFile].
+func argoHealthChecks(namespace string) mesh.Object {
+	return mesh.Object{
+		"apiVersion": "v1",
+		"kind":       "ConfigMap",
+		"metadata": map[string]any{
+			"name":      "argocd-cm",
+			"namespace": namespace,
+			"labels":    map[string]any{"app.kubernetes.io/name": "argocd-cm", "app.kubernetes.io/part-of": "argocd"},
+		},
+		"data": map[string]any{
+			"resource.customizations.health.argoproj.io_Application": argoApplicationHealth,
+			"resource.customizations.health.Secret":                  argoSecretHealth,
+		},
+	}
+}
+
+// argoApplicationHealth is the Application health check Argo CD's
+// documentation gives for app-of-apps with sync waves.
+const argoApplicationHealth = `hs = {}
+hs.status = "Progressing"
+hs.message = ""
+if obj.status ~= nil then
+  if obj.status.health ~= nil then
+    hs.status = obj.status.health.status
+    if obj.status.health.message ~= nil then
+      hs.message = obj.status.health.message
+    end
+  end
+end
+return hs
+`
+
+// argoSecretHealth: a Secret with the meshfleet.dev/wait-for-keys
+// annotation (the cacerts placeholder) is Progressing until it holds
+// every key of one of the CA layouts, each non-empty; every other Secret
+// is Healthy. Argo CD runs health checks without Lua's string library, so
+// the key sets are spelt out here rather than read from the annotation.
+var argoSecretHealth = `hs = {status = "Healthy", message = ""}
+if obj.metadata.annotations == nil or obj.metadata.annotations["` + mesh.AnnotationWaitForKeys + `"] == nil then
+  return hs
+end
+local layouts = {` + luaKeySets(mesh.CAKeySets) + `}
+for _, keys in ipairs(layouts) do
+  local complete = true
+  for _, k in ipairs(keys) do
+    if obj.data == nil or obj.data[k] == nil or obj.data[k] == "" then
+      complete = false
+    end
+  end
+  if complete then
+    return hs
+  end
+end
+hs.status = "Progressing"
+hs.message = "waiting for ` + strings.ReplaceAll(mesh.CAKeySets, "|", " or ") + ` to be filled in"
+return hs
+`
+
+// luaKeySets writes "a,b|c" as the Lua table entries {"a", "b"}, {"c"}.
+func luaKeySets(sets string) string {
+	var out []string
+	for set := range strings.SplitSeq(sets, "|") {
+		var keys []string
+		for k := range strings.SplitSeq(set, ",") {
+			keys = append(keys, fmt.Sprintf("%q", k))
+		}
+		out = append(out, "{"+strings.Join(keys, ", ")+"}")
+	}
+	return strings.Join(out, ", ")
+}
+
 // argoApplications are the Argo CD Applications of one cluster: one per
 // stage directory and one per Helm chart, ordered by sync waves. They
 // belong in an app-of-apps that Argo CD syncs wave by wave.
@@ -119,6 +274,7 @@ func argoApplications(a *fleet.ArgoCD, c mesh.Cluster, stages []string) []mesh.O
 			"syncPolicy": map[string]any{
 				"automated":   map[string]any{"prune": true, "selfHeal": true},
 				"syncOptions": []any{"RespectIgnoreDifferences=true", "ServerSideApply=true"},
+				"retry":       argoRetry,
 			},
 		}
 		if ignore != nil {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/meshfleet/meshfleet/generator/fleet"
 	"github.com/meshfleet/meshfleet/generator/mesh"
 )
 
@@ -82,18 +83,22 @@ func Layout(p *mesh.Plan) (Tree, error) {
 			if d.ArgoCD != nil {
 				annotations = map[string]string{syncWave: fmt.Sprint(stageWave(s.Name))}
 			}
-			l.kustomization(path.Join(dir, s.Name), files, annotations)
+			l.kustomizationWithComment(path.Join(dir, s.Name), mesh.StageDoc[s.Name], files, annotations)
 			stages = append(stages, s.Name)
 		}
 		l.kustomization(dir, stages, nil)
 		for _, f := range c.Istioctl {
 			file := path.Join(dir, IstioctlDir, f.Name)
-			h := fmt.Sprintf("# Not applied by kustomize: install it with istioctl, against cluster %s:\n#   istioctl install -y -f %s\n", c.Name, file)
+			when := "after its namespace stage"
+			if c.Role == fleet.Primary {
+				when += " (once cacerts holds its keys: istiod reads it only when it starts)"
+			}
+			h := fmt.Sprintf("# Not applied by kustomize: install it with istioctl, against cluster %s,\n# %s and before its gateways stage:\n#   istioctl install -y -f %s\n", c.Name, when, file)
 			l.file(file, h, f.Objects)
 		}
 		if d.Flux != nil {
 			fd := path.Join(FluxDir, c.Name)
-			l.file(path.Join(fd, "stages.yaml"), "", fluxKustomizations(d.Flux, c.Name, stages))
+			l.file(path.Join(fd, "stages.yaml"), "", fluxKustomizations(d.Flux, c, stages))
 			l.kustomization(fd, []string{"stages.yaml"}, nil)
 		}
 		if d.ArgoCD != nil {
@@ -104,12 +109,21 @@ func Layout(p *mesh.Plan) (Tree, error) {
 	}
 	if d.ArgoCD != nil {
 		l.kustomization(ArgoCDDir, apps, nil)
+		l.file(path.Join(ArgoCDDir, ArgoCDHealthFile), argoHealthComment, []mesh.Object{argoHealthChecks(d.ArgoCD.Namespace)})
 	}
 	if l.err != nil {
 		return nil, l.err
 	}
 	return l.t, l.checkFluxSubstitution()
 }
+
+// argoHealthComment heads the argocd-cm patch.
+const argoHealthComment = `# Not applied by this app-of-apps: merge it into the argocd-cm ConfigMap of
+# the Argo CD installation (for example as a patch of its kustomization).
+# Argo CD waits for a sync wave's Applications to be healthy only with the
+# Application health check, and the Secret health check keeps the
+# control-plane wave waiting until cacerts holds its keys.
+`
 
 // firstChartStage is the index of the cluster's first stage with charts:
 // the Flux HelmRepository goes there, once.
@@ -148,8 +162,19 @@ func (l *layout) file(name, comment string, objs []mesh.Object) {
 }
 
 func (l *layout) kustomization(dir string, resources []string, annotations map[string]string) {
+	l.kustomizationWithComment(dir, "", resources, annotations)
+}
+
+// kustomizationWithComment writes a kustomization whose header goes on
+// with the comment's lines.
+func (l *layout) kustomizationWithComment(dir, comment string, resources []string, annotations map[string]string) {
 	var b bytes.Buffer
 	b.WriteString(l.header)
+	if comment != "" {
+		for line := range strings.SplitSeq(comment, "\n") {
+			b.WriteString("# " + line + "\n")
+		}
+	}
 	b.WriteString("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n")
 	if len(annotations) > 0 {
 		b.WriteString("commonAnnotations:\n")

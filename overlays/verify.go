@@ -73,7 +73,7 @@ func BuildOptions() *krusty.Options {
 
 // clusterScopedCRDs are the cluster-scoped custom kinds meshfleet writes;
 // kustomize knows only the built-in kinds' scope.
-var clusterScopedCRDs = map[string]bool{"sailoperator.io/Istio": true}
+var clusterScopedCRDs = map[string]bool{"sailoperator.io/Istio": true, "sailoperator.io/IstioRevisionTag": true}
 
 func build(fs filesys.FileSystem, dir string) (resmap.ResMap, error) {
 	m, err := krusty.MakeKustomizer(BuildOptions()).Run(fs, "/"+dir)

@@ -61,6 +61,7 @@ type Spec struct {
 	Extensions []Extension         `json:"extensions"`
 	Topology   *Topology           `json:"topology,omitempty"`
 	Secrets    Secrets             `json:"secrets"`
+	CA         *CA                 `json:"ca,omitempty"`
 	Clusters   map[string]*Cluster `json:"clusters"`
 }
 
@@ -134,6 +135,35 @@ type Secrets struct {
 	KeyPrefix       string `json:"keyPrefix"`
 }
 
+// CA says where the primaries' intermediate CAs come from when not from
+// Secrets.
+type CA struct {
+	CertManager *CertManager `json:"certManager,omitempty"`
+}
+
+// CertManager issues each primary's intermediate CA into Secret cacerts.
+type CertManager struct {
+	Issuer      IssuerRef `json:"issuer"`
+	Duration    string    `json:"duration"`
+	RenewBefore string    `json:"renewBefore"`
+}
+
+// IssuerRef names a cert-manager issuer.
+type IssuerRef struct {
+	Name  string `json:"name"`
+	Kind  string `json:"kind"`
+	Group string `json:"group"`
+}
+
+// CertManager returns the fleet's cert-manager settings, or nil when
+// cacerts does not come from cert-manager.
+func (f *Fleet) CertManager() *CertManager {
+	if f.Spec.CA == nil {
+		return nil
+	}
+	return f.Spec.CA.CertManager
+}
+
 // Store is an External Secrets Operator store.
 type Store struct {
 	Name string `json:"name"`
@@ -153,8 +183,22 @@ type Cluster struct {
 
 // Gateway is a cluster's east-west gateway.
 type Gateway struct {
-	Address string `json:"address"`
+	Address string          `json:"address"`
+	Service *GatewayService `json:"service,omitempty"`
 }
+
+// GatewayService is what the gateway's Service needs from the fleet.
+type GatewayService struct {
+	Type        string            `json:"type"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	BindAddress string            `json:"bindAddress"`
+}
+
+// How a gateway Service is bound to its address.
+const (
+	BindLoadBalancerIP = "loadBalancerIP"
+	BindAnnotations    = "annotations"
+)
 
 // index fills in Clusters from Spec.Clusters.
 func (f *Fleet) index() {
@@ -185,6 +229,32 @@ func (f *Fleet) ServesRemotes(c *Cluster) bool {
 	return c.Role == Primary && slices.ContainsFunc(f.Clusters, func(r *Cluster) bool {
 		return r.Role == Remote && r.ControlPlane == c.Name
 	})
+}
+
+// ReadByOthers reports whether another cluster's istiod reads c: every
+// primary reads every other cluster of the mesh.
+func (f *Fleet) ReadByOthers(c *Cluster) bool {
+	return slices.ContainsFunc(f.Clusters, func(p *Cluster) bool {
+		return p.Role == Primary && p != c
+	})
+}
+
+// NeedsEastWestGateway reports whether c runs an east-west gateway: a
+// primary serving remotes exposes istiod through it, and in a
+// multi-network mesh every primary and every remote on another network
+// than its primary's has one. A remote on its primary's network shares
+// the primary's gateway.
+func (f *Fleet) NeedsEastWestGateway(c *Cluster) bool {
+	switch {
+	case f.ServesRemotes(c):
+		return true
+	case !f.MultiNetwork():
+		return false
+	case c.Role == Remote:
+		cp := f.Cluster(c.ControlPlane)
+		return cp == nil || cp.Network != c.Network
+	}
+	return true
 }
 
 // ControlPlane is the control-plane layout the clusters imply:

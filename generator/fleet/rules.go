@@ -16,6 +16,12 @@ import (
 	"cuelang.org/go/cue"
 )
 
+// IPv6RemotePilotMinor is the first Istio 1.x minor release whose istiod
+// chart takes an IPv6 remotePilotAddress: before 1.30 the remote profile
+// matches only IPv4 addresses and renders an ExternalName Service with no
+// endpoints for anything else (istio/istio#58828).
+const IPv6RemotePilotMinor = 30
+
 // MinIstioMinor is the oldest Istio 1.x minor release meshfleet renders
 // for: 1.24 removed the in-cluster operator and the istiod-remote chart,
 // and the output follows the install model that came with it.
@@ -126,6 +132,7 @@ func check(f *Fleet, p *problems) Errors {
 			p.add(at.dot("apiServer"), "field is required: the other clusters of the mesh read this cluster's API server through its remote secret")
 		}
 		if gw := c.EastWestGateway; gw != nil {
+			checkGatewayService(f, c, p)
 			if checkAddress(at.dot("eastWestGateway", "address"), gw.Address, p) {
 				key := canonicalAddress(gw.Address)
 				if other, dup := gateways[key]; dup {
@@ -197,9 +204,48 @@ func checkServingGateway(f *Fleet, c *Cluster, p *problems) {
 		p.add(at, "field is required: primary %s serves %s, which %s istiod through its east-west gateway at a static address", c.Name, strings.Join(names, ", "), verb)
 		return
 	}
-	if _, err := netip.ParseAddr(c.EastWestGateway.Address); err != nil {
-		p.add(at.dot("address"), "%q must be an IP address: remotes use it as remotePilotAddress, and for a host name Istio creates an ExternalName Service that sidecar injection cannot call", c.EastWestGateway.Address)
+	addr := c.EastWestGateway.Address
+	ip, err := netip.ParseAddr(addr)
+	switch {
+	case err != nil:
+		p.add(at.dot("address"), "%q must be an IP address: remotes use it as remotePilotAddress, and for a host name Istio creates an ExternalName Service that sidecar injection cannot call", addr)
+	case ip.Is6() && strings.Contains(addr, "."):
+		p.add(at.dot("address"), "%s embeds an IPv4 address in IPv6 notation, which Istio's charts take for a host name (an ExternalName Service that sidecar injection cannot call): write it as %s", addr, ip.Unmap())
+	case ip.Is6():
+		if minor, ok := istioMinor(f.Spec.Istio.Version); ok && minor < IPv6RemotePilotMinor {
+			p.add(at.dot("address"), "IPv6 address %s needs Istio 1.%d or later (the fleet has %s): before, the remote profile renders an ExternalName Service with no endpoints for an IPv6 remotePilotAddress, and remotes cannot reach istiod", addr, IPv6RemotePilotMinor, f.Spec.Istio.Version)
+		}
 	}
+	if s := c.EastWestGateway.Service; s != nil && s.Type != "" && s.Type != "LoadBalancer" {
+		p.add(at.dot("service", "type"), "primary %s serves remotes, which reach istiod at %s on ports 15012 and 15017: the gateway Service must be a LoadBalancer, a %s Service does not listen there", c.Name, addr, s.Type)
+	}
+}
+
+// checkGatewayService: the Service must be able to carry the address.
+func checkGatewayService(f *Fleet, c *Cluster, p *problems) {
+	at := clusterField(c, "eastWestGateway")
+	if cp := f.Cluster(c.ControlPlane); c.Role == Remote && cp != nil && cp.Role == Primary && !f.NeedsEastWestGateway(c) {
+		p.add(at, "remote %s is on the network of its primary %s and has no east-west gateway of its own: remove the field", c.Name, c.ControlPlane)
+		return
+	}
+	s := c.EastWestGateway.Service
+	if s == nil {
+		return
+	}
+	if s.BindAddress == BindAnnotations && len(s.Annotations) == 0 {
+		p.add(at.dot("service", "bindAddress"), "bindAddress annotations needs service.annotations that give the Service its address")
+	}
+	if s.BindAddress == BindLoadBalancerIP && s.Type == "NodePort" {
+		p.add(at.dot("service", "bindAddress"), "a NodePort Service has no loadBalancerIP: give bindAddress annotations, or type LoadBalancer")
+	}
+}
+
+// istioMinor returns the minor release of a 1.x version.
+func istioMinor(v string) (int, bool) {
+	major, rest, _ := strings.Cut(v, ".")
+	minor, _, _ := strings.Cut(rest, ".")
+	n, err := strconv.Atoi(minor)
+	return n, major == "1" && err == nil
 }
 
 // checkAddress accepts a routable IP address or a DNS name and reports

@@ -101,6 +101,45 @@ spec:
 `,
 			clusters: []string{"a", "b"},
 		},
+		{
+			// Istio 1.30 takes an IPv6 remotePilotAddress; a NodePort
+			// gateway that serves no remote may bind through annotations.
+			name: "IPv6 address of a primary serving remotes from Istio 1.30, NodePort gateway elsewhere",
+			src: `
+apiVersion: meshfleet.dev/v1alpha1
+kind: MeshFleet
+metadata:
+  name: test
+spec:
+  mesh:
+    id: mesh1
+  istio:
+    version: 1.30.0
+  clusters:
+    a:
+      role: primary
+      network: net-a
+      apiServer: https://a.example.net
+      eastWestGateway:
+        address: 2001:db8::10
+    a1:
+      role: remote
+      network: net-a
+      controlPlane: a
+      apiServer: https://a1.example.net
+    b:
+      role: primary
+      network: net-b
+      apiServer: https://b.example.net
+      eastWestGateway:
+        address: 192.0.2.20
+        service:
+          type: NodePort
+          bindAddress: annotations
+          annotations: {example.net/ip: 192.0.2.20}
+`,
+			clusters: []string{"a", "a1", "b"},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -750,7 +789,7 @@ spec:
         address: 192.0.2.10
     west:
       role: remote
-      network: net1
+      network: net2
       controlPlane: east
       apiServer: https://west.example.net:6443
       eastWestGateway:
@@ -779,7 +818,7 @@ spec:
         address: 192.0.2.10
     west:
       role: remote
-      network: net1
+      network: net2
       controlPlane: east
       apiServer: https://west.example.net:6443
       eastWestGateway:
@@ -838,6 +877,149 @@ spec:
       apiServer: https://west.example.net:6443
 `,
 			want: `fleet.yaml:16:18: spec.clusters.east.eastWestGateway.address: "ew.east.example.net" must be an IP address: remotes use it as remotePilotAddress, and for a host name Istio creates an ExternalName Service that sidecar injection cannot call`,
+		},
+		{
+			name: "IPv6 address of a primary serving remotes before Istio 1.30",
+			src: `
+apiVersion: meshfleet.dev/v1alpha1
+kind: MeshFleet
+metadata:
+  name: test
+spec:
+  mesh:
+    id: mesh1
+  istio:
+    version: 1.29.2
+  clusters:
+    east:
+      role: primary
+      network: net1
+      apiServer: https://east.example.net:6443
+      eastWestGateway:
+        address: 2001:db8::10
+    west:
+      role: remote
+      network: net1
+      controlPlane: east
+      apiServer: https://west.example.net:6443
+`,
+			want: `fleet.yaml:16:18: spec.clusters.east.eastWestGateway.address: IPv6 address 2001:db8::10 needs Istio 1.30 or later (the fleet has 1.29.2): before, the remote profile renders an ExternalName Service with no endpoints for an IPv6 remotePilotAddress, and remotes cannot reach istiod`,
+		},
+		{
+			name: "IPv4 address in IPv6 notation on a primary serving remotes",
+			src: `
+apiVersion: meshfleet.dev/v1alpha1
+kind: MeshFleet
+metadata:
+  name: test
+spec:
+  mesh:
+    id: mesh1
+  istio:
+    version: 1.31.1
+  clusters:
+    east:
+      role: primary
+      network: net1
+      apiServer: https://east.example.net:6443
+      eastWestGateway:
+        address: ::ffff:192.0.2.10
+    west:
+      role: remote
+      network: net1
+      controlPlane: east
+      apiServer: https://west.example.net:6443
+`,
+			want: `fleet.yaml:16:18: spec.clusters.east.eastWestGateway.address: ::ffff:192.0.2.10 embeds an IPv4 address in IPv6 notation, which Istio's charts take for a host name (an ExternalName Service that sidecar injection cannot call): write it as 192.0.2.10`,
+		},
+		{
+			name: "NodePort gateway on a primary serving remotes",
+			src: `
+apiVersion: meshfleet.dev/v1alpha1
+kind: MeshFleet
+metadata:
+  name: test
+spec:
+  mesh:
+    id: mesh1
+  istio:
+    version: 1.31.1
+  clusters:
+    east:
+      role: primary
+      network: net1
+      apiServer: https://east.example.net:6443
+      eastWestGateway:
+        address: 192.0.2.10
+        service:
+          type: NodePort
+          bindAddress: annotations
+          annotations: {example.net/ip: 192.0.2.10}
+    west:
+      role: remote
+      network: net1
+      controlPlane: east
+      apiServer: https://west.example.net:6443
+`,
+			want: `fleet.yaml:18:17: spec.clusters.east.eastWestGateway.service.type: primary east serves remotes, which reach istiod at 192.0.2.10 on ports 15012 and 15017: the gateway Service must be a LoadBalancer, a NodePort Service does not listen there`,
+		},
+		{
+			name: "bindAddress annotations without annotations",
+			src: `
+apiVersion: meshfleet.dev/v1alpha1
+kind: MeshFleet
+metadata:
+  name: test
+spec:
+  mesh:
+    id: mesh1
+  istio:
+    version: 1.31.1
+  clusters:
+    east:
+      role: primary
+      network: net1
+      apiServer: https://east.example.net:6443
+      eastWestGateway:
+        address: 192.0.2.10
+        service:
+          bindAddress: annotations
+    west:
+      role: remote
+      network: net1
+      controlPlane: east
+      apiServer: https://west.example.net:6443
+`,
+			want: `fleet.yaml:18:24: spec.clusters.east.eastWestGateway.service.bindAddress: bindAddress annotations needs service.annotations that give the Service its address`,
+		},
+		{
+			name: "remote on its primary's network with a gateway of its own",
+			src: `
+apiVersion: meshfleet.dev/v1alpha1
+kind: MeshFleet
+metadata:
+  name: test
+spec:
+  mesh:
+    id: mesh1
+  istio:
+    version: 1.31.1
+  clusters:
+    east:
+      role: primary
+      network: net1
+      apiServer: https://east.example.net:6443
+      eastWestGateway:
+        address: 192.0.2.10
+    west:
+      role: remote
+      network: net1
+      controlPlane: east
+      apiServer: https://west.example.net:6443
+      eastWestGateway:
+        address: 192.0.2.20
+`,
+			want: `fleet.yaml:23:9: spec.clusters.west.eastWestGateway: remote west is on the network of its primary east and has no east-west gateway of its own: remove the field`,
 		},
 		{
 			name: "no primary",

@@ -42,8 +42,12 @@ func istiodChart(f *fleet.Fleet, c *fleet.Cluster) Chart {
 		values["revision"] = rev
 	}
 	if c.Role == fleet.Remote {
+		// The remote profile, as the IstioOperator and Sail remotes get
+		// it. Not global.configCluster, which some Helm guides add: in
+		// primary-remote the primary is the config cluster, and it would
+		// only add an istiod account, roles and a validation webhook that
+		// nothing in the remote uses.
 		values["profile"] = "remote"
-		global["configCluster"] = true // as Istio's Helm primary-remote guide installs remotes
 	} else {
 		values["meshConfig"] = meshConfig(f)
 	}
@@ -53,9 +57,14 @@ func istiodChart(f *fleet.Fleet, c *fleet.Cluster) Chart {
 // eastWestChart is the gateway chart as a network gateway: networkGateway
 // labels the Service and pods with the network, sets
 // ISTIO_META_REQUESTED_NETWORK_VIEW and opens ports 15021, 15443, 15012
-// and 15017.
+// and 15017; the chart's service.type, service.loadBalancerIP and
+// service.annotations bind the Service to the fleet's address.
 func eastWestChart(f *fleet.Fleet, c *fleet.Cluster) Chart {
-	values := map[string]any{"networkGateway": c.Network}
+	service := gatewayServiceSpec(c)
+	if a := gatewayServiceAnnotations(c); a != nil {
+		service["annotations"] = a
+	}
+	values := map[string]any{"networkGateway": c.Network, "service": service}
 	if rev := f.Spec.Istio.Revision; rev != "" {
 		values["revision"] = rev
 	}
@@ -90,6 +99,20 @@ func sailIstio(f *fleet.Fleet, c *fleet.Cluster) Object {
 	}
 }
 
+// sailDefaultTag makes a revisioned Sail control plane the default one:
+// Sail installs the base chart (the default validation webhook) and the
+// istio-injection=enabled webhook only for a revision named default or
+// for an IstioRevisionTag named default, which follows the Istio's
+// active revision.
+func sailDefaultTag(istio Object) Object {
+	return Object{
+		"apiVersion": "sailoperator.io/v1",
+		"kind":       "IstioRevisionTag",
+		"metadata":   map[string]any{"name": "default"},
+		"spec":       map[string]any{"targetRef": map[string]any{"kind": "Istio", "name": istio["metadata"].(map[string]any)["name"]}},
+	}
+}
+
 // eastWestGatewayManifests is the east-west gateway as plain objects, for
 // the Sail Operator, which deploys no gateways: what istioctl renders for
 // gen-eastwest-gateway.sh's IstioOperator, without the autoscaler. The
@@ -111,6 +134,10 @@ func eastWestGatewayManifests(f *fleet.Fleet, c *fleet.Cluster) []Object {
 		containerPorts = append(containerPorts, map[string]any{"containerPort": p.port, "protocol": "TCP"})
 	}
 	sds := eastWestGatewayName + "-sds"
+	serviceMeta := meta(eastWestGatewayName, map[string]any{"labels": labels})
+	if a := gatewayServiceAnnotations(c); a != nil {
+		serviceMeta["annotations"] = a
+	}
 	return []Object{
 		{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(sa, map[string]any{"labels": labels})},
 		{
@@ -145,12 +172,11 @@ func eastWestGatewayManifests(f *fleet.Fleet, c *fleet.Cluster) []Object {
 		{
 			"apiVersion": "v1",
 			"kind":       "Service",
-			"metadata":   meta(eastWestGatewayName, map[string]any{"labels": labels}),
-			"spec": map[string]any{
-				"type":     "LoadBalancer",
+			"metadata":   serviceMeta,
+			"spec": merged(gatewayServiceSpec(c), map[string]any{
 				"selector": labels,
 				"ports":    ports,
-			},
+			}),
 		},
 		{
 			"apiVersion": "rbac.authorization.k8s.io/v1",

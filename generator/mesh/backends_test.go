@@ -13,7 +13,8 @@ import (
 type identity struct {
 	meshID, clusterName, network, trustDomain, revision, profile any
 	externalIstiod, remotePilotAddress, injectionPath            any
-	gatewayNetwork                                               any
+	configCluster                                                any
+	gatewayNetwork, gatewayType, gatewayIP                       any
 }
 
 func fromValues(values map[string]any) identity {
@@ -24,6 +25,7 @@ func fromValues(values map[string]any) identity {
 		externalIstiod:     get(values, "global", "externalIstiod"),
 		remotePilotAddress: get(values, "global", "remotePilotAddress"),
 		injectionPath:      get(values, "istiodRemote", "injectionPath"),
+		configCluster:      get(values, "global", "configCluster"),
 	}
 }
 
@@ -71,11 +73,27 @@ func read(t *testing.T, installer string, c mesh.Cluster) identity {
 			}
 		}
 	}
+	if objects(c, "eastwest-gateway.yaml") != nil || installer == fleet.InstallerHelm && hasChart(c, mesh.ReleaseEastWest) {
+		id.gatewayType, id.gatewayIP, _ = gatewayService(t, installer, c)
+	}
 	return id
 }
 
+func hasChart(c mesh.Cluster, release string) bool {
+	for _, s := range c.Stages {
+		for _, ch := range s.Charts {
+			if ch.Release == release {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // One model feeds every installer: for every example fleet, IstioOperator,
-// Helm and Sail output carry the same identifiers for every cluster.
+// Helm and Sail output carry the same identifiers for every cluster, the
+// same remote (no global.configCluster in any of them) and the same
+// east-west gateway Service.
 func TestInstallersAgree(t *testing.T) {
 	files, _ := filepath.Glob("../../examples/*/fleet.yaml")
 	if len(files) < 5 {

@@ -30,21 +30,56 @@ const (
 	BaseExposeIstiod   = "expose-istiod"
 )
 
-// The apply stages of a cluster, in the order Istio needs them.
+// The apply stages of a cluster, in the order Istio needs them. Each
+// stage waits for the one before it in the same cluster. Across clusters
+// the order is: a cluster's reader account and token (stage namespace)
+// need nothing from any other cluster; a primary attaches another cluster
+// once its remote-secrets stage holds that cluster's secret, which needs
+// only that cluster's namespace stage; and what needs the attach (a
+// remote's injection webhook, hence its east-west gateway and, with Sail,
+// its Istio) comes after the remote's own token and retries until the
+// attach happens. So nothing a cluster needs from another is gated behind
+// something that needs it back.
 const (
-	// StageNamespace: istio-system with its network label and the CA,
-	// which istiod reads when it starts.
+	// StageNamespace: istio-system with its network label, the CA
+	// (cacerts, which istiod reads once, when it starts: the stage is
+	// ready only once cacerts holds its keys) and, in every cluster
+	// another cluster reads, the reader service account, its token and,
+	// with External Secrets, the PushSecret that publishes them. Needs
+	// nothing from other clusters.
 	StageNamespace = "namespace"
-	// StageControlPlane: base (CRDs) and istiod.
+	// StageControlPlane: base (CRDs) and istiod, or a remote's injection
+	// webhook and istiod Service pointing at its primary. A Sail remote's
+	// Istio is ready only once the primary attached it.
 	StageControlPlane = "control-plane"
 	// StageGateways: the east-west gateway, expose-istiod and
-	// expose-services; the gateway's pods need istiod's injection webhook.
+	// expose-services. The gateway's pods need an injection webhook: on a
+	// remote the primary's, which works only once the primary holds the
+	// remote's secret, so on a remote this stage retries until then.
 	StageGateways = "gateways"
-	// StageRemoteSecrets: the secrets istiod reads other clusters with.
+	// StageRemoteSecrets: the secrets a primary reads other clusters with
+	// (placeholders, or ExternalSecrets that read the tokens the other
+	// clusters pushed in their namespace stage).
 	StageRemoteSecrets = "remote-secrets"
 	// StageExtensions: objects added by the fleet's Jsonnet extensions.
 	StageExtensions = "extensions"
 )
+
+// StageDoc says, per stage, what it holds and what it waits for across
+// clusters; it heads the stage's kustomization.
+var StageDoc = map[string]string{
+	StageNamespace: "Stage namespace: istio-system, the CA and the reader account other clusters read this one with.\n" +
+		"Needs nothing from other clusters. On a primary, ready once cacerts holds its keys.",
+	StageControlPlane: "Stage control-plane, after namespace: base and istiod, or a remote's webhook and istiod Service.\n" +
+		"A Sail remote's Istio is ready only once its primary holds this cluster's secret.",
+	StageGateways: "Stage gateways, after control-plane: east-west gateway, expose-istiod, expose-services.\n" +
+		"On a remote the gateway's pods need the primary's attach (it holds this cluster's secret,\n" +
+		"read with the token of stage namespace); until then this stage fails and is retried.",
+	StageRemoteSecrets: "Stage remote-secrets: the secrets this primary reads other clusters with; with External\n" +
+		"Secrets they fill from the tokens the other clusters pushed in their stage namespace.\n" +
+		"Flux applies it after gateways; Argo CD, syncing all clusters wave by wave, before any gateways.",
+	StageExtensions: "Stage extensions, last: objects added by the fleet's Jsonnet extensions.",
+}
 
 // Stages lists the stages in apply order.
 var Stages = []string{StageNamespace, StageControlPlane, StageGateways, StageRemoteSecrets, StageExtensions}
@@ -144,16 +179,24 @@ func planCluster(f *fleet.Fleet, c *fleet.Cluster) Cluster {
 	if primary {
 		s.add(StageNamespace, "cacerts.yaml", caCerts(f, c))
 	}
+	if f.ReadByOthers(c) {
+		s.add(StageNamespace, "reader.yaml", reader(f, c)...)
+	}
 	switch f.Spec.Installer {
 	case fleet.InstallerHelm:
 		cp := s.get(StageControlPlane)
 		cp.Charts = append(cp.Charts, baseChart(f, c), istiodChart(f, c))
 	case fleet.InstallerSail:
-		s.add(StageControlPlane, "istio.yaml", sailIstio(f, c))
+		istio := sailIstio(f, c)
+		objs := []Object{istio}
+		if f.Spec.Istio.Revision != "" {
+			objs = append(objs, sailDefaultTag(istio))
+		}
+		s.add(StageControlPlane, "istio.yaml", objs...)
 	default:
 		pc.Istioctl = append(pc.Istioctl, File{"controlplane.yaml", []Object{istioOperatorControlPlane(f, c)}})
 	}
-	if f.MultiNetwork() || f.ServesRemotes(c) {
+	if f.NeedsEastWestGateway(c) {
 		switch f.Spec.Installer {
 		case fleet.InstallerHelm:
 			gw := s.get(StageGateways)
@@ -178,9 +221,6 @@ func planCluster(f *fleet.Fleet, c *fleet.Cluster) Cluster {
 			}
 		}
 		s.add(StageRemoteSecrets, "remote-secrets.yaml", secrets...)
-	}
-	if len(f.Clusters) > 1 {
-		s.add(StageRemoteSecrets, "reader-token.yaml", readerToken())
 	}
 	for _, name := range Stages {
 		if st := s[name]; st != nil {

@@ -37,7 +37,7 @@ func summary(c mesh.Cluster) string {
 	var parts, secrets []string
 	for _, s := range c.Stages {
 		for _, f := range s.Files {
-			parts = append(parts, f.Name)
+			parts = append(parts, s.Name+"/"+f.Name)
 			if f.Name == "remote-secrets.yaml" {
 				for _, o := range f.Objects {
 					secrets = append(secrets, o["metadata"].(map[string]any)["name"].(string))
@@ -45,10 +45,10 @@ func summary(c mesh.Cluster) string {
 			}
 		}
 		for _, b := range s.Bases {
-			parts = append(parts, "base:"+b)
+			parts = append(parts, s.Name+"/base:"+b)
 		}
 		for _, ch := range s.Charts {
-			parts = append(parts, "chart:"+ch.Release)
+			parts = append(parts, s.Name+"/chart:"+ch.Release)
 		}
 	}
 	for _, f := range c.Istioctl {
@@ -60,11 +60,18 @@ func summary(c mesh.Cluster) string {
 	return strings.Join(parts, " ")
 }
 
+// TestBuildPerTopology: what each cluster gets, and in which stage. The
+// reader account and token are in the first stage, before anything that
+// waits for another cluster, and only in clusters another cluster reads; a
+// remote on its primary's network has no east-west gateway.
 func TestBuildPerTopology(t *testing.T) {
 	const (
-		primaryMP = "namespace.yaml cacerts.yaml"
-		secrets   = "remote-secrets.yaml reader-token.yaml"
-		remote    = "namespace.yaml reader-token.yaml istioctl:controlplane.yaml"
+		primary = "namespace/namespace.yaml namespace/cacerts.yaml"
+		read    = " namespace/reader.yaml"
+		secrets = " remote-secrets/remote-secrets.yaml"
+		remote  = "namespace/namespace.yaml namespace/reader.yaml istioctl:controlplane.yaml"
+		cp      = " istioctl:controlplane.yaml"
+		gw      = " istioctl:eastwest-gateway.yaml"
 	)
 	tests := []struct {
 		name  string
@@ -75,22 +82,22 @@ func TestBuildPerTopology(t *testing.T) {
 		name:  "multi-primary single-network: no gateways, secrets both ways",
 		specs: []string{"a:primary:n1", "b:primary:n1"},
 		want: map[string]string{
-			"a": primaryMP + " " + secrets + " istioctl:controlplane.yaml secrets:istio-remote-secret-b",
-			"b": primaryMP + " " + secrets + " istioctl:controlplane.yaml secrets:istio-remote-secret-a",
+			"a": primary + read + secrets + cp + " secrets:istio-remote-secret-b",
+			"b": primary + read + secrets + cp + " secrets:istio-remote-secret-a",
 		},
 	}, {
 		name:  "multi-primary multi-network: gateway and expose-services everywhere",
 		specs: []string{"a:primary:n1", "b:primary:n2"},
 		want: map[string]string{
-			"a": primaryMP + " base:expose-services " + secrets + " istioctl:controlplane.yaml istioctl:eastwest-gateway.yaml secrets:istio-remote-secret-b",
-			"b": primaryMP + " base:expose-services " + secrets + " istioctl:controlplane.yaml istioctl:eastwest-gateway.yaml secrets:istio-remote-secret-a",
+			"a": primary + read + " gateways/base:expose-services" + secrets + cp + gw + " secrets:istio-remote-secret-b",
+			"b": primary + read + " gateways/base:expose-services" + secrets + cp + gw + " secrets:istio-remote-secret-a",
 		},
 		bases: []string{"expose-services"},
 	}, {
-		name:  "primary-remote single-network: gateway and expose-istiod in the primary only",
+		name:  "primary-remote single-network: gateway and expose-istiod in the primary, which nobody reads",
 		specs: []string{"a:primary:n1", "r:remote:n1:a"},
 		want: map[string]string{
-			"a": primaryMP + " base:expose-istiod " + secrets + " istioctl:controlplane.yaml istioctl:eastwest-gateway.yaml secrets:istio-remote-secret-r",
+			"a": primary + " gateways/base:expose-istiod" + secrets + cp + gw + " secrets:istio-remote-secret-r",
 			"r": remote,
 		},
 		bases: []string{"expose-istiod"},
@@ -98,24 +105,34 @@ func TestBuildPerTopology(t *testing.T) {
 		name:  "primary-remote multi-network: remote gets a gateway but no expose-services",
 		specs: []string{"a:primary:n1", "r:remote:n2:a"},
 		want: map[string]string{
-			"a": primaryMP + " base:expose-istiod base:expose-services " + secrets + " istioctl:controlplane.yaml istioctl:eastwest-gateway.yaml secrets:istio-remote-secret-r",
-			"r": remote + " istioctl:eastwest-gateway.yaml",
+			"a": primary + " gateways/base:expose-istiod gateways/base:expose-services" + secrets + cp + gw + " secrets:istio-remote-secret-r",
+			"r": remote + gw,
 		},
 		bases: []string{"expose-istiod", "expose-services"},
 	}, {
 		name:  "two primaries with remotes: every primary reads every other cluster",
 		specs: []string{"a:primary:n1", "a1:remote:n1:a", "b:primary:n1", "b1:remote:n1:b"},
 		want: map[string]string{
-			"a":  primaryMP + " base:expose-istiod " + secrets + " istioctl:controlplane.yaml istioctl:eastwest-gateway.yaml secrets:istio-remote-secret-a1,istio-remote-secret-b,istio-remote-secret-b1",
+			"a":  primary + read + " gateways/base:expose-istiod" + secrets + cp + gw + " secrets:istio-remote-secret-a1,istio-remote-secret-b,istio-remote-secret-b1",
 			"a1": remote,
-			"b":  primaryMP + " base:expose-istiod " + secrets + " istioctl:controlplane.yaml istioctl:eastwest-gateway.yaml secrets:istio-remote-secret-a,istio-remote-secret-a1,istio-remote-secret-b1",
+			"b":  primary + read + " gateways/base:expose-istiod" + secrets + cp + gw + " secrets:istio-remote-secret-a,istio-remote-secret-a1,istio-remote-secret-b1",
 			"b1": remote,
 		},
 		bases: []string{"expose-istiod"},
 	}, {
-		name:  "a single primary needs no remote secrets",
+		name:  "two networks, each a primary with a remote on its network: the remotes share their primary's gateway",
+		specs: []string{"a:primary:n1", "a1:remote:n1:a", "b:primary:n2", "b1:remote:n2:b"},
+		want: map[string]string{
+			"a":  primary + read + " gateways/base:expose-istiod gateways/base:expose-services" + secrets + cp + gw + " secrets:istio-remote-secret-a1,istio-remote-secret-b,istio-remote-secret-b1",
+			"a1": remote,
+			"b":  primary + read + " gateways/base:expose-istiod gateways/base:expose-services" + secrets + cp + gw + " secrets:istio-remote-secret-a,istio-remote-secret-a1,istio-remote-secret-b1",
+			"b1": remote,
+		},
+		bases: []string{"expose-istiod", "expose-services"},
+	}, {
+		name:  "a single primary needs no remote secrets and no reader",
 		specs: []string{"a:primary:n1"},
-		want:  map[string]string{"a": "namespace.yaml cacerts.yaml istioctl:controlplane.yaml"},
+		want:  map[string]string{"a": primary + cp},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

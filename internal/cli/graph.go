@@ -80,7 +80,7 @@ func meshGraph(f *fleet.Fleet) graph {
 		n.nodes = append(n.nodes, node{id: "c_" + c.Name, label: label, kind: string(c.Role)})
 		// The clusters that get an east-west gateway, as generator/mesh
 		// plans them.
-		if f.MultiNetwork() || f.ServesRemotes(c) {
+		if f.NeedsEastWestGateway(c) {
 			addr := "address from its load balancer"
 			if c.EastWestGateway != nil {
 				addr = c.EastWestGateway.Address

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/meshfleet/meshfleet/generator/fleet"
+	"github.com/meshfleet/meshfleet/generator/mesh"
 )
 
 func setupSecrets(fs *pflag.FlagSet) runFunc {
@@ -74,6 +75,18 @@ func secretCommands(w io.Writer, f *fleet.Fleet) {
 # name unless the fleet sets clusters.<cluster>.kubeContext).
 `, f.Metadata.Name)
 	ps := primaries(f)
+	if f.CertManager() != nil {
+		ps = nil // cert-manager issues every primary's cacerts
+	}
+	if len(ps) > 0 {
+		cacertsCommands(w, ps)
+	}
+	remoteSecretCommands(w, f)
+}
+
+// cacertsCommands makes the mesh root and an intermediate CA per primary
+// and fills each primary's cacerts with it.
+func cacertsCommands(w io.Writer, ps []*fleet.Cluster) {
 	fmt.Fprintf(w, `
 # 1. cacerts, before istiod starts: one root CA for the mesh and an
 # intermediate CA per primary, made with the Makefile of Istio's tools/certs
@@ -90,19 +103,25 @@ kubectl create secret generic cacerts -n istio-system \
   --dry-run=client -o yaml | kubectl apply --context=%[3]s -f -
 `, d, d, shellQuote(kubeContext(p)))
 	}
+}
+
+// remoteSecretCommands puts, into every primary, a remote secret for
+// every other cluster, made from the reader account meshfleet renders.
+func remoteSecretCommands(w io.Writer, f *fleet.Fleet) {
 	r := reads(f)
 	if len(r) == 0 {
 		return
 	}
 	fmt.Fprintf(w, `
 # 2. Remote secrets: the istiod of every primary reads every other cluster's
-# API server with that cluster's istio-reader-service-account. Run each line
-# once the cluster it reads has its control plane and its remote-secrets stage.
-`)
+# API server with that cluster's %[1]s account, whose token
+# Secret %[1]s-token meshfleet renders into the cluster's
+# first stage. Run each line once that stage is applied.
+`, mesh.ReaderServiceAccount)
 	for _, c := range f.Clusters {
 		for _, p := range r[c.Name] {
-			fmt.Fprintf(w, "istioctl create-remote-secret --context=%s --name=%s --server=%s \\\n  | kubectl apply --context=%s -n istio-system -f -\n",
-				shellQuote(kubeContext(c)), c.Name, shellQuote(c.APIServer), shellQuote(kubeContext(p)))
+			fmt.Fprintf(w, "istioctl create-remote-secret --context=%s --name=%s --server=%s \\\n  --service-account=%s --create-service-account=false --secret-name=%s-token \\\n  | kubectl apply --context=%s -n istio-system -f -\n",
+				shellQuote(kubeContext(c)), c.Name, shellQuote(c.APIServer), mesh.ReaderServiceAccount, mesh.ReaderServiceAccount, shellQuote(kubeContext(p)))
 		}
 	}
 }
@@ -139,20 +158,11 @@ make -f "$ISTIO/tools/certs/Makefile.selfsigned.mk" root-ca
 			fmt.Fprintf(w, "make -f \"$ISTIO/tools/certs/Makefile.selfsigned.mk\" %s-cacerts\n", p.Name)
 		}
 	}
-	if len(r) == 0 {
-		return
-	}
-	fmt.Fprintf(w, `
-# reader: token and ca.crt of the Secret
-# istio-reader-service-account-istio-remote-secret-token, which meshfleet
-# renders into each cluster and Kubernetes fills:
-`)
-	for _, c := range f.Clusters {
-		if len(r[c.Name]) == 0 {
-			continue
-		}
-		get := fmt.Sprintf("kubectl get secret istio-reader-service-account-istio-remote-secret-token -n istio-system --context=%s", shellQuote(kubeContext(c)))
-		fmt.Fprintf(w, "%s -o jsonpath='{.data.token}' | base64 -d\n", get)
-		fmt.Fprintf(w, "%s -o jsonpath='{.data.ca\\.crt}' | base64 -d\n", get)
+	if len(r) > 0 {
+		fmt.Fprintf(w, `
+# reader: every cluster another one reads pushes the token and ca.crt of its
+# %s account there itself (a PushSecret meshfleet renders): the
+# store must accept those pushes; nothing to run.
+`, mesh.ReaderServiceAccount)
 	}
 }
