@@ -159,7 +159,7 @@ func (l *layout) kustomization(dir string, resources []string, annotations map[s
 	}
 	b.WriteString("resources:\n")
 	for _, r := range resources {
-		fmt.Fprintf(&b, "- %s\n", r)
+		fmt.Fprintf(&b, "- %s\n", scalar(r))
 	}
 	l.t[path.Join(dir, Kustomize)] = b.Bytes()
 }

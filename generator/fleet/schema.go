@@ -55,7 +55,7 @@ func convert(filename string, data cue.Value, err error) error {
 	var errs Errors
 	arms := map[string][]cueerrors.Error{}
 	for _, e := range cueerrors.Errors(err) {
-		path := strings.Join(unquote(e.Path()), ".")
+		path := joinPath(unquote(e.Path()))
 		format, args := e.Msg()
 		switch {
 		case strings.HasSuffix(format, "errors in empty disjunction:"):
