@@ -69,7 +69,7 @@ func EvalJsonnetHere(dir string, jobs []JsonnetJob) (outs []string, err error) {
 		return nil, err
 	}
 	total := 0
-	for _, j := range jobs {
+	for i, j := range jobs {
 		vm.TLAReset()
 		for k, v := range j.TLAVars {
 			vm.TLAVar(k, v)
@@ -79,10 +79,10 @@ func EvalJsonnetHere(dir string, jobs []JsonnetJob) (outs []string, err error) {
 		}
 		out, err := vm.EvaluateFile(j.File)
 		if err != nil {
-			return nil, errors.New(strings.TrimSpace(err.Error()))
+			return nil, &JsonnetError{Job: i, Msg: strings.TrimSpace(err.Error())}
 		}
 		if total += len(out); total > MaxJsonnetOutput {
-			return nil, fmt.Errorf("%s: the output is larger than the limit of %d bytes", Quote(j.File), MaxJsonnetOutput)
+			return nil, &JsonnetError{Job: i, Msg: fmt.Sprintf("%s: the output is larger than the limit of %d bytes", Quote(j.File), MaxJsonnetOutput)}
 		}
 		outs = append(outs, out)
 	}
@@ -179,3 +179,12 @@ func unwrapPath(err error) error {
 	}
 	return err
 }
+
+// JsonnetError is a failed evaluation of one of the jobs given to
+// [EvalJsonnet].
+type JsonnetError struct {
+	Job int    // index in the jobs
+	Msg string // one line, FILE:LINE:COL: message where known
+}
+
+func (e *JsonnetError) Error() string { return e.Msg }
