@@ -153,7 +153,9 @@ func locate(file string, err error) string {
 	if r.needle != "" {
 		find(func(s string) bool { return s == r.needle })
 		if loc == nil {
-			find(func(s string) bool { return len(s) >= 8 && strings.Contains(r.needle, s) && fleet.SecretMaterial(s) != "" })
+			find(func(s string) bool {
+				return len(s) >= 8 && strings.Contains(r.needle, s) && fleet.SecretMaterial(s) != ""
+			})
 		}
 	}
 	if loc == nil && r.key != "" {
