@@ -18,3 +18,12 @@ var isolator Isolator
 // SetIsolator makes [Parse], [Load] and [EvalJsonnet] evaluate through i;
 // nil evaluates in this process. Call it before any evaluation starts.
 func SetIsolator(i Isolator) { isolator = i }
+
+// Indexed completes a Fleet decoded from JSON (as an [Isolator] returns
+// it): cluster names and the sorted Clusters, and the directory of the
+// fleet file.
+func Indexed(f *Fleet, dir string) *Fleet {
+	f.index()
+	f.Dir = dir
+	return f
+}

@@ -132,9 +132,14 @@ func check(f *Fleet, p *problems) Errors {
 func checkStrings(v reflect.Value, at field, p *problems) {
 	switch v.Kind() {
 	case reflect.String:
-		what := keyMaterial(v.String())
-		if last := at[len(at)-1]; what == "" && last != "apiServer" && last != "charts" && last != "repoURL" {
-			what = URLCredentials(v.String()) // those have their own checks
+		// URL fields have their own checks, which report credentials.
+		isURL := slices.Contains([]string{"apiServer", "charts", "repoURL"}, at[len(at)-1])
+		what := URLCredentials(v.String())
+		if isURL && what != "" {
+			return
+		}
+		if k := keyMaterial(v.String()); k != "" || isURL {
+			what = k
 		}
 		if what != "" {
 			p.add(at, "holds %s; meshfleet writes no secret material: reference it from a secret store instead", what)

@@ -147,12 +147,26 @@ func lookupPos(filename string, data cue.Value, path []string, key bool) Positio
 	if !data.Exists() {
 		return Position{File: filename}
 	}
-	for n := len(path); n >= 0; n-- {
-		sels := make([]cue.Selector, n)
-		for i, s := range path[:n] {
-			sels[i] = cue.Str(s)
+	// Walk down once, so each level is looked up in its parent: a path
+	// of n labels costs n lookups, not n².
+	vals := []cue.Value{data}
+	for _, s := range path {
+		parent := vals[len(vals)-1]
+		sel := cue.Str(s)
+		if i, err := strconv.Atoi(s); err == nil && parent.IncompleteKind() == cue.ListKind {
+			sel = cue.Index(i)
 		}
-		v := data.LookupPath(cue.MakePath(sels...))
+		v := parent.LookupPath(cue.MakePath(sel))
+		if !v.Exists() {
+			break
+		}
+		vals = append(vals, v)
+	}
+	for n := len(path); n >= 0; n-- {
+		if n >= len(vals) {
+			continue
+		}
+		v := vals[n]
 		p := valuePos(v)
 		if key || n < len(path) {
 			p = keyPos(v)

@@ -11,6 +11,9 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/meshfleet/meshfleet/generator/fleet"
+	"github.com/meshfleet/meshfleet/internal/sandbox"
 )
 
 // Exit codes.
@@ -50,7 +53,19 @@ var commands = []command{
 
 // Main runs meshfleet with the process's arguments and standard streams
 // and returns the exit code.
+// Untrusted input (the fleet file, its extensions) is evaluated in a
+// child process of meshfleet under time and memory limits (package
+// sandbox); Main also serves as that child.
 func Main() int {
+	if code, child := sandbox.ChildMain(os.Args[1:], os.Stdin, os.Stdout); child {
+		return code
+	}
+	iso, err := sandbox.New()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "meshfleet: %v\n", err)
+		return exitUsage
+	}
+	fleet.SetIsolator(iso)
 	return Run(os.Args[1:], IO{os.Stdin, os.Stdout, os.Stderr})
 }
 
