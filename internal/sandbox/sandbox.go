@@ -93,12 +93,12 @@ type request struct {
 }
 
 type answer struct {
-	Fleet        *fleet.Fleet       `json:"fleet,omitempty"`
-	Dir          string             `json:"dir,omitempty"`
-	Errors       fleet.Errors       `json:"errors,omitempty"`
+	Fleet        *fleet.Fleet        `json:"fleet,omitempty"`
+	Dir          string              `json:"dir,omitempty"`
+	Errors       fleet.Errors        `json:"errors,omitempty"`
 	JsonnetError *fleet.JsonnetError `json:"jsonnetError,omitempty"`
-	Error        string             `json:"error,omitempty"`
-	Outs         []string           `json:"outs,omitempty"`
+	Error        string              `json:"error,omitempty"`
+	Outs         []string            `json:"outs,omitempty"`
 }
 
 // Parse implements [fleet.Isolator].
