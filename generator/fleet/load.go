@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"unicode/utf8"
@@ -103,11 +105,11 @@ func ParseHere(filename string, src []byte) (f *Fleet, err error) {
 		return nil, Errors{invalidUTF8(filename, src)}
 	}
 	ctx := cuecontext.New()
-	data, err := build(ctx, filename, src)
+	doc, err := build(ctx, filename, src)
 	if err != nil {
 		return nil, err
 	}
-	v, err := validateSchema(ctx, filename, data)
+	v, clusters, err := validateSchema(ctx, doc)
 	if err != nil {
 		return nil, err
 	}
@@ -115,55 +117,55 @@ func ParseHere(filename string, src []byte) (f *Fleet, err error) {
 	if err := v.Decode(f); err != nil {
 		return nil, fmt.Errorf("%s: decoding validated fleet: %w", filename, err)
 	}
+	if len(clusters) > 0 && f.Spec.Clusters == nil {
+		f.Spec.Clusters = make(map[string]*Cluster, len(clusters))
+	}
+	maps.Copy(f.Spec.Clusters, clusters)
 	f.index()
 	f.Dir = filepath.Dir(filename)
-	return f, check(f, &problems{filename: filename, data: data}).orNil()
+	return f, check(f, &problems{filename: filename, locate: doc.locator()}).orNil()
 }
 
-// build turns the source into a CUE value whose positions point into the
+// build turns the source into CUE values whose positions point into the
 // user's file.
-func build(ctx *cue.Context, filename string, src []byte) (cue.Value, error) {
+func build(ctx *cue.Context, filename string, src []byte) (*document, error) {
 	switch ext := filepath.Ext(filename); ext {
 	case ".yaml", ".yml", ".json":
 		return buildYAML(ctx, filename, src)
 	case ".cue":
 		v := ctx.CompileBytes(src, cue.Filename(filename))
 		if err := v.Err(); err != nil {
-			return v, convert(filename, cue.Value{}, err)
+			return nil, convert(filename, nil, nil, err)
 		}
-		return v, nil
+		return wholeDocument(filename, v), nil
 	case ".jsonnet", ".libsonnet":
 		out, err := evalJsonnet(filename, src)
 		if err != nil {
-			return cue.Value{}, err
+			return nil, err
 		}
 		return buildYAML(ctx, filename, out)
 	default:
-		return cue.Value{}, Errors{{Pos: Position{File: filename}, Msg: fmt.Sprintf("unknown fleet file format %q: want .yaml, .yml, .json, .cue or .jsonnet", ext)}}
+		return nil, Errors{{Pos: Position{File: filename}, Msg: fmt.Sprintf("unknown fleet file format %q: want .yaml, .yml, .json, .cue or .jsonnet", ext)}}
 	}
 }
 
 // buildYAML parses YAML or JSON. It first walks the document itself,
 // because CUE merges duplicate keys silently and turns a stream of several
 // documents into a list.
-func buildYAML(ctx *cue.Context, filename string, src []byte) (cue.Value, error) {
+func buildYAML(ctx *cue.Context, filename string, src []byte) (*document, error) {
 	src, err := normalizeBreaks(filename, src)
 	if err != nil {
-		return cue.Value{}, err
+		return nil, err
 	}
 	src, err = checkYAML(filename, src)
 	if err != nil {
-		return cue.Value{}, err
+		return nil, err
 	}
 	f, err := cueyaml.Extract(filename, src)
 	if err != nil {
-		return cue.Value{}, convert(filename, cue.Value{}, err)
+		return nil, convert(filename, nil, nil, err)
 	}
-	v := ctx.BuildFile(f)
-	if err := v.Err(); err != nil { // e.g. .nan, which CUE has no number for
-		return v, convert(filename, v, err)
-	}
-	return v, nil
+	return splitDocument(ctx, filename, f)
 }
 
 // normalizeBreaks turns CR LF and lone CR line breaks into LF, as YAML
@@ -256,10 +258,26 @@ func checkYAML(filename string, src []byte) ([]byte, error) {
 	walk = func(n *yaml.Node, path []string) {
 		switch n.Kind {
 		case yaml.DocumentNode, yaml.SequenceNode:
+			if len(n.Content) > maxFields {
+				errs = append(errs, &Error{
+					Pos:  Position{filename, n.Line, n.Column},
+					Path: joinPath(path),
+					Msg:  fmt.Sprintf("%d elements; no list of a fleet has more than %d", len(n.Content), maxFields),
+				})
+				return
+			}
 			for i, c := range n.Content {
 				walk(c, append(path, fmt.Sprint(i)))
 			}
 		case yaml.MappingNode:
+			if len(n.Content)/2 > maxFields && !slices.ContainsFunc(largeMaps, func(m []string) bool { return slices.Equal(m, path) }) {
+				errs = append(errs, &Error{
+					Pos:  Position{filename, n.Line, n.Column},
+					Path: joinPath(path),
+					Msg:  fmt.Sprintf("%d fields; no part of a fleet has more than %d", len(n.Content)/2, maxFields),
+				})
+				return
+			}
 			seen := map[string]*yaml.Node{}
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				k := n.Content[i]

@@ -13,8 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	"cuelang.org/go/cue"
 )
 
 // MinIstioMinor is the oldest Istio 1.x minor release meshfleet renders
@@ -40,14 +38,14 @@ func clusterField(c *Cluster, labels ...string) field {
 // problems collects rule violations, each placed at the field it concerns.
 type problems struct {
 	filename string
-	data     cue.Value
+	locate   locator
 	errs     Errors
 }
 
 // add reports a problem with the value of a field.
 func (p *problems) add(f field, format string, args ...any) {
 	p.errs = append(p.errs, &Error{
-		Pos:  lookupPos(p.filename, p.data, f, false),
+		Pos:  p.locate(f, false),
 		Path: joinPath(f),
 		Msg:  fmt.Sprintf(format, args...),
 	})
@@ -56,7 +54,7 @@ func (p *problems) add(f field, format string, args ...any) {
 // addKey reports a problem with a field's name.
 func (p *problems) addKey(f field, format string, args ...any) {
 	p.add(f, format, args...)
-	p.errs[len(p.errs)-1].Pos = lookupPos(p.filename, p.data, f, true)
+	p.errs[len(p.errs)-1].Pos = p.locate(f, true)
 }
 
 // check applies the rules that the schema cannot express: those that span

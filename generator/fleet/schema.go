@@ -15,13 +15,15 @@ import (
 )
 
 // validateSchema unifies the user's data with #MeshFleet and reports every
-// violation it can find.
-func validateSchema(ctx *cue.Context, filename string, data cue.Value) (cue.Value, error) {
+// violation it can find. It returns the unified value and, for each chunk
+// cluster of the document's chunks, decoded.
+func validateSchema(ctx *cue.Context, doc *document) (cue.Value, map[string]*Cluster, error) {
 	schema := ctx.CompileBytes(schemas.MeshFleet, cue.Filename(schemas.Filename))
 	if err := schema.Err(); err != nil {
 		panic(fmt.Sprintf("embedded schema does not compile: %v", err)) // a build bug
 	}
-	v := data.Unify(schema.LookupPath(cue.ParsePath("#MeshFleet")))
+	fleetSchema := schema.LookupPath(cue.ParsePath("#MeshFleet"))
+	v := doc.main.Unify(fleetSchema)
 	// CUE hides "required but not present" errors behind any other error
 	// in the same value, so each cluster and each part of the spec is
 	// validated on its own as well: a typo in one cluster does not hide a
@@ -42,20 +44,52 @@ func validateSchema(ctx *cue.Context, filename string, data cue.Value) (cue.Valu
 	var errs Errors
 	for _, p := range parts {
 		if err := p.Validate(cue.Concrete(true), cue.All()); err != nil {
-			errs = append(errs, convert(filename, data, err).(Errors)...)
+			errs = append(errs, convert(doc.filename, doc.locator(), nil, err).(Errors)...)
 		}
 	}
-	return v, errs.orNil()
+	// Every entry of a chunk, on its own, against the schema of its map's
+	// entries.
+	clusters := map[string]*Cluster{}
+	for _, c := range doc.chunks {
+		elem := schema.LookupPath(cue.ParsePath("#Cluster"))
+		isClusters := slices.Equal(c.path, []string{"spec", "clusters"})
+		if !isClusters {
+			elem = ctx.CompileString("string")
+		}
+		it, err := c.value.Fields(cue.Optional(true))
+		if err != nil {
+			errs = append(errs, convert(doc.filename, doc.locator(), c.path, err).(Errors)...)
+			continue
+		}
+		for it.Next() {
+			ev := it.Value().Unify(elem)
+			if err := ev.Validate(cue.Concrete(true), cue.All()); err != nil {
+				errs = append(errs, convert(doc.filename, doc.locator(), c.path, err).(Errors)...)
+			} else if isClusters && len(errs) == 0 {
+				// Decoded now, so that the unified value can go.
+				cl := new(Cluster)
+				if err := ev.Decode(cl); err != nil {
+					return v, nil, fmt.Errorf("%s: decoding validated cluster %s: %w", doc.filename, Quote(it.Selector().Unquoted()), err)
+				}
+				clusters[it.Selector().Unquoted()] = cl
+			}
+		}
+	}
+	return v, clusters, errs.orNil()
 }
 
 // convert turns CUE errors into Errors that point into the user's file.
 // Disjunction failures, which CUE reports as one error per arm, become a
 // single error that lists the allowed values.
-func convert(filename string, data cue.Value, err error) error {
+//
+// The errors' paths are relative to prefix (the path of a chunk's map);
+// locate finds positions for errors that carry none in the user's file
+// (nil: none known).
+func convert(filename string, locate locator, prefix []string, err error) error {
 	var errs Errors
 	arms := map[string][]cueerrors.Error{}
 	for _, e := range cueerrors.Errors(err) {
-		path := joinPath(unquote(e.Path()))
+		path := joinPath(append(slices.Clip(prefix), unquote(e.Path())...))
 		format, args := e.Msg()
 		switch {
 		case strings.HasSuffix(format, "errors in empty disjunction:"):
@@ -68,7 +102,7 @@ func convert(filename string, data cue.Value, err error) error {
 			continue
 		}
 		msg := fmt.Sprintf(format, args...)
-		pos := position(filename, data, e)
+		pos := position(filename, locate, prefix, e)
 		if msg == "" {
 			msg = e.Error()
 			// Parser errors carry their position in the text:
@@ -85,7 +119,7 @@ func convert(filename string, data cue.Value, err error) error {
 	}
 	for _, ue := range errs {
 		if es, ok := arms[ue.Path]; ok && ue.Msg == "" {
-			ue.Pos = position(filename, data, es[0])
+			ue.Pos = position(filename, locate, prefix, es[0])
 			ue.Msg = disjunctionMsg(es)
 		}
 	}
@@ -131,13 +165,16 @@ func hasSchemaPos(e cueerrors.Error) bool {
 // position finds where an error belongs in the user's file: its own
 // position there if CUE has one, else the closest enclosing field the user
 // wrote (a missing field is reported at its parent).
-func position(filename string, data cue.Value, e cueerrors.Error) Position {
+func position(filename string, locate locator, prefix []string, e cueerrors.Error) Position {
 	for _, p := range cueerrors.Positions(e) {
 		if p.Filename() == filename {
 			return Position{filename, p.Line(), p.Column()}
 		}
 	}
-	return lookupPos(filename, data, unquote(e.Path()), false)
+	if locate == nil {
+		return Position{File: filename}
+	}
+	return locate(append(slices.Clip(prefix), unquote(e.Path())...), false)
 }
 
 // lookupPos returns where path is in data: the start of its value, or of
