@@ -186,6 +186,11 @@ func keyScalar(k string) (string, error) {
 	if !utf8.ValidString(k) {
 		return "", fmt.Errorf("key %s is not valid UTF-8", strconv.QuoteToASCII(k))
 	}
+	if k == "<<" {
+		// Quoted, it is a plain string key to YAML, but kustomize drops it
+		// as a merge key.
+		return "", fmt.Errorf(`key "<<" is read as a YAML merge key by kustomize, which drops it`)
+	}
 	s := scalar(k)
 	if len(s) > maxKey {
 		return "", fmt.Errorf("key %.40q... is %d bytes long; YAML keys are limited to 1024 characters", k, len(k))
