@@ -179,6 +179,14 @@ func normalizeBreaks(filename string, src []byte) ([]byte, error) {
 		src = bytes.ReplaceAll(src, []byte("\r\n"), []byte("\n"))
 		src = bytes.ReplaceAll(src, []byte("\r"), []byte("\n"))
 	}
+	for i, r := range string(src) {
+		// YAML allows tab, LF and CR of the C0 controls, NEL of C1, and
+		// neither DEL nor U+FFFE/U+FFFF; its parser says only "control
+		// characters are not allowed", without a position.
+		if r < ' ' && r != '\t' && r != '\n' || r == 0x7f || r >= 0x80 && r < 0xa0 && r != 0x85 || r == 0xfffe || r == 0xffff {
+			return nil, Errors{{Pos: offsetPos(filename, src, i), Msg: fmt.Sprintf("control character %U is not allowed; write it escaped in a double-quoted string", r)}}
+		}
+	}
 	if !bytes.ContainsAny(src, "\u0085\u2028\u2029") {
 		return src, nil
 	}

@@ -85,9 +85,30 @@ func Run(args []string, io IO) int {
 		fmt.Fprintf(io.Err, "meshfleet: %s\nRun 'meshfleet help' for usage.\n", ue.msg)
 		return exitUsage
 	default:
-		fmt.Fprintln(io.Err, err)
+		printError(io.Err, err)
 		return exitFailure
 	}
+}
+
+// printError prints err one line per error: the entries of a
+// [fleet.Errors] or of a joined error each on their own line, and every
+// line with its control characters escaped, so that no name or value in
+// an error can forge more lines.
+func printError(w io.Writer, err error) {
+	var fe fleet.Errors
+	if errors.As(err, &fe) && err.Error() == fe.Error() {
+		for _, e := range fe {
+			fmt.Fprintln(w, e.Error())
+		}
+		return
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			printError(w, e)
+		}
+		return
+	}
+	fmt.Fprintln(w, fleet.Escape(err.Error()))
 }
 
 func dispatch(args []string, io IO) error {
