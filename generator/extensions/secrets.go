@@ -3,6 +3,7 @@ package extensions
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -36,7 +37,35 @@ func refuseSecrets(at string, o map[string]any) error {
 			}
 		}
 	}
-	return scan(at, o)
+	if err := scan(at, o); err != nil {
+		return err
+	}
+	for _, k := range secretKeys {
+		if err := credentialKeys(at+"."+k, o[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// credentialKey names an entry of a ConfigMap (or any object's data)
+// that holds a credential whatever its value looks like.
+var credentialKey = regexp.MustCompile(`(?i)(^|[._-])(token|password|passwd|secret|credentials?|api[._-]?key|private[._-]?key|client[._-]?key)([._-]|$)|\.(key|pem|p12|pfx|jks)$`)
+
+// credentialKeys refuses data entries named like credentials.
+func credentialKeys(at string, data any) error {
+	m, _ := data.(map[string]any)
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if credentialKey.MatchString(k) && nonEmpty(m[k]) {
+			return &refusal{path: at + "." + fleet.Quote(k), msg: "a data entry named like a credential; meshfleet writes no secret material to git", key: k}
+		}
+	}
+	return nil
 }
 
 // refusePatch refuses a patch that writes into the data of a Secret or
@@ -56,7 +85,15 @@ func refusePatch(at string, pt patch) error {
 			}
 		}
 	}
-	return scan(at+".patch", pt.Patch)
+	if err := scan(at+".patch", pt.Patch); err != nil {
+		return err
+	}
+	for _, k := range secretKeys {
+		if err := credentialKeys(at+".patch."+k, pt.Patch[k]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func isSecret(o map[string]any) bool {

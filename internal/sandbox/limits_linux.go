@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"os"
 	"os/exec"
 	"runtime/debug"
 	"syscall"
@@ -37,4 +38,15 @@ func limit(l Limits) error {
 		}
 	}
 	return nil
+}
+
+// peakRSS is the most memory the child had resident, in bytes.
+func peakRSS(ps *os.ProcessState) uint64 {
+	if ps == nil {
+		return 0
+	}
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > 0 {
+		return uint64(ru.Maxrss) * 1024
+	}
+	return 0
 }

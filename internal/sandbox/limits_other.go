@@ -2,7 +2,10 @@
 
 package sandbox
 
-import "os/exec"
+import (
+	"os"
+	"os/exec"
+)
 
 // supported is false: without Linux's rlimits and parent-death signal,
 // evaluation happens in-process.
@@ -11,3 +14,5 @@ const supported = false
 func configure(*exec.Cmd) {}
 
 func limit(Limits) error { return nil }
+
+func peakRSS(*os.ProcessState) uint64 { return 0 }

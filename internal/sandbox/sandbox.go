@@ -176,7 +176,7 @@ func (i *Isolator) run(req request) (*answer, error) {
 	case out.over:
 		return nil, fmt.Errorf("evaluation produced more than %d bytes; refusing this input", maxAnswer)
 	case err != nil:
-		return nil, childFailure(err, stderr.String(), i.limits, time.Since(start))
+		return nil, childFailure(err, stderr.String(), i.limits, time.Since(start), peakRSS(cmd.ProcessState))
 	}
 	var a answer
 	if err := json.Unmarshal(out.Bytes(), &a); err != nil {
@@ -186,11 +186,14 @@ func (i *Isolator) run(req request) (*answer, error) {
 }
 
 // childFailure explains why the child died.
-func childFailure(err error, stderr string, l Limits, took time.Duration) error {
+func childFailure(err error, stderr string, l Limits, took time.Duration, rss uint64) error {
 	switch {
 	case strings.Contains(stderr, "stack exceeds") || strings.Contains(stderr, "stack overflow"):
 		return fmt.Errorf("evaluation recursed too deeply (stack limit %d MiB); refusing this input", l.Stack>>20)
-	case strings.Contains(stderr, "out of memory") || strings.Contains(stderr, "cannot allocate memory"):
+	// The Go runtime does not always notice a failed allocation and may
+	// crash elsewhere (a SIGSEGV in the garbage collector); a child that
+	// died after using half its memory limit is taken to have hit it.
+	case strings.Contains(stderr, "out of memory") || strings.Contains(stderr, "cannot allocate memory") || rss >= l.Memory/2:
 		return fmt.Errorf("evaluation needed more than the memory limit of %d MiB; refusing this input (%s raises the limit)", l.Memory>>20, envMemory)
 	case killedBy(err, "cpu time limit exceeded"):
 		return fmt.Errorf("evaluation used more CPU time than the limit of %s; refusing this input", cpuLimit(l))
