@@ -35,6 +35,8 @@ var stringFields = []struct {
 	{[]string{"spec", "delivery", "argocd", "targetRevision"}, true},
 	{[]string{"spec", "delivery", "argocd", "project"}, true},
 	{[]string{"spec", "delivery", "argocd", "namespace"}, true},
+	{[]string{"spec", "delivery", "flux", "path"}, true},
+	{[]string{"spec", "delivery", "flux", "interval"}, true},
 	{[]string{"spec", "secrets", "store", "name"}, true},
 	{[]string{"spec", "secrets", "refreshInterval"}, true},
 	{[]string{"spec", "secrets", "keyPrefix"}, true},
@@ -84,6 +86,12 @@ func renderWith(t *testing.T, i int, s string) (Tree, *fleet.Fleet) {
 		ext = strings.NewReplacer("STR", string(q)).Replace(`{ resources: [{ apiVersion: 'v1', kind: 'ConfigMap',
   metadata: { name: 'x', namespace: 'istio-system', labels: { l: STR }, annotations: { [STR]: 'v' } },
   data: { [STR]: STR } }] }`)
+	case len(p) > 2 && p[2] == "flux":
+		v := s
+		if p[3] == "path" {
+			v = "./" + s // the schema wants a relative path
+		}
+		doc["spec"].(map[string]any)["delivery"] = map[string]any{"flux": map[string]any{"path": "./mesh", p[3]: v}}
 	case p[len(p)-1] == "*":
 		cl := doc["spec"].(map[string]any)["clusters"].(map[string]any)
 		cl[s] = cl["east"]

@@ -130,6 +130,13 @@ func scan(at string, v any) error {
 			if what := fleet.SecretMaterial(k); what != "" {
 				return &refusal{path: at, msg: fmt.Sprintf("a key holds %s", what), needle: k}
 			}
+			// What the YAML writer would refuse, refused here with a position.
+			if len(k) > 1000 {
+				return &refusal{path: at, msg: fmt.Sprintf("a key of %d bytes; YAML keys are limited to 1024 characters", len(k)), needle: k}
+			}
+			if k == "<<" {
+				return &refusal{path: at, msg: `key "<<": kustomize reads it as a YAML merge key and drops it`, needle: k}
+			}
 			if err := scan(at+"."+fleet.Quote(k), v[k]); err != nil {
 				return err
 			}
