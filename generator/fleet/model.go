@@ -45,6 +45,8 @@ type Fleet struct {
 	Clusters []*Cluster `json:"-"`
 	// Dir is the directory of the fleet file: extensions are relative to it.
 	Dir string `json:"-"`
+
+	remotes map[string][]*Cluster // by controlPlane, sorted by name
 }
 
 // Metadata names the fleet.
@@ -208,6 +210,22 @@ func (f *Fleet) index() {
 		f.Clusters = append(f.Clusters, c)
 	}
 	sort.Slice(f.Clusters, func(i, j int) bool { return f.Clusters[i].Name < f.Clusters[j].Name })
+	f.remotes = nil
+	f.indexRemotes()
+}
+
+// indexRemotes finds every primary's remotes once: asking each cluster
+// of a large fleet for them would take n² steps.
+func (f *Fleet) indexRemotes() {
+	if f.remotes != nil {
+		return
+	}
+	f.remotes = map[string][]*Cluster{}
+	for _, c := range f.Clusters {
+		if c.Role == Remote {
+			f.remotes[c.ControlPlane] = append(f.remotes[c.ControlPlane], c)
+		}
+	}
 }
 
 // Cluster returns the cluster with the given name, or nil.
@@ -215,20 +233,14 @@ func (f *Fleet) Cluster(name string) *Cluster { return f.Spec.Clusters[name] }
 
 // RemotesOf returns the remotes served by primary p, sorted by name.
 func (f *Fleet) RemotesOf(p *Cluster) []*Cluster {
-	var rs []*Cluster
-	for _, c := range f.Clusters {
-		if c.Role == Remote && c.ControlPlane == p.Name {
-			rs = append(rs, c)
-		}
-	}
-	return rs
+	f.indexRemotes()
+	return slices.Clone(f.remotes[p.Name])
 }
 
 // ServesRemotes reports whether c is a primary with at least one remote.
 func (f *Fleet) ServesRemotes(c *Cluster) bool {
-	return c.Role == Primary && slices.ContainsFunc(f.Clusters, func(r *Cluster) bool {
-		return r.Role == Remote && r.ControlPlane == c.Name
-	})
+	f.indexRemotes()
+	return c.Role == Primary && len(f.remotes[c.Name]) > 0
 }
 
 // ReadByOthers reports whether another cluster's istiod reads c: every
