@@ -130,6 +130,11 @@ func build(fs filesys.FileSystem, dir string) (resmap.ResMap, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	// The CLI fails while printing some maps kustomize builds (duplicate
+	// keys surface only there), so print too.
+	if _, err := m.AsYaml(); err != nil {
+		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
+	}
 	return m, nil
 }
 
