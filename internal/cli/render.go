@@ -23,7 +23,7 @@ func prepare(name, outUsage string, io IO, args []string) (f *fleet.Fleet, c *ov
 		f, err = fleet.Load(file)
 	}
 	if err == nil {
-		c, err = overlays.Prepare(f, out)
+		c, err = overlays.Prepare(f, out, progressTo(io.Err))
 	}
 	return f, c, file, out, err
 }
