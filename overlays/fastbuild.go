@@ -70,22 +70,36 @@ func fastBuild(t Tree, dir string) (objs []*object, ok bool) {
 		}
 		seen[k] = true
 	}
-	slices.SortFunc(objs, legacyCompare)
+	keys := make([]sortKey, len(objs))
+	for i, o := range objs {
+		keys[i] = sortKey{legacyRank[o.gvk.Kind], legacyGVK(o.gvk), legacyID(o), o}
+	}
+	slices.SortFunc(keys, legacyCompare)
+	for i := range keys {
+		objs[i] = keys[i].o
+	}
 	return objs, true
+}
+
+// sortKey is what kustomize's legacy order compares, computed once.
+type sortKey struct {
+	rank    int
+	gvk, id string
+	o       *object
 }
 
 // legacyCompare is kustomize's legacy sort order (SortOrderTransformer):
 // the kinds of defaultOrderFirst, then the others, then webhooks; within
 // a kind by group and version, then by namespace and name. accept makes
 // sure the strings it compares cannot tie for different objects.
-func legacyCompare(a, b *object) int {
-	if !a.gvk.Equals(b.gvk) {
-		if ra, rb := legacyRank[a.gvk.Kind], legacyRank[b.gvk.Kind]; ra != rb {
-			return cmp.Compare(ra, rb)
+func legacyCompare(a, b sortKey) int {
+	if !a.o.gvk.Equals(b.o.gvk) {
+		if a.rank != b.rank {
+			return cmp.Compare(a.rank, b.rank)
 		}
-		return cmp.Compare(legacyGVK(a.gvk), legacyGVK(b.gvk))
+		return cmp.Compare(a.gvk, b.gvk)
 	}
-	return cmp.Compare(legacyID(a), legacyID(b))
+	return cmp.Compare(a.id, b.id)
 }
 
 func legacyGVK(x resid.Gvk) string {
