@@ -24,6 +24,17 @@ var keyRank = map[string]int{
 	"apiVersion": -7, "kind": -6, "metadata": -5, "name": -4, "namespace": -3, "labels": -2, "annotations": -1,
 }
 
+// spaces serves the indentation of all but very deep nesting without
+// allocating.
+const spaces = "                                                                "
+
+func indentation(indent int) string {
+	if 2*indent <= len(spaces) {
+		return spaces[:2*indent]
+	}
+	return strings.Repeat("  ", indent)
+}
+
 func sortedKeys(m map[string]any) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -41,7 +52,7 @@ func sortedKeys(m map[string]any) []string {
 // emit writes v at the given indentation. inSeq says the first line
 // follows a "- " that is already written.
 func emit(b *bytes.Buffer, v any, indent int, inSeq bool) error {
-	pad := strings.Repeat("  ", indent)
+	pad := indentation(indent)
 	switch v := v.(type) {
 	case map[string]any:
 		if len(v) == 0 {
@@ -104,7 +115,7 @@ func value(b *bytes.Buffer, v any, indent int) error {
 	case string:
 		if literalOK(v) {
 			b.WriteString(" |\n")
-			pad := strings.Repeat("  ", indent+1)
+			pad := indentation(indent + 1)
 			for line := range strings.Lines(v) {
 				if line != "\n" {
 					b.WriteString(pad)
