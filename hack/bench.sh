@@ -9,8 +9,8 @@
 #               validation, no files written); multi-primary fleets only
 #   cue/render  how many times longer cue export takes (wall)
 #   cp -r       copying render's own output tree; render/cp is the ratio
-#   ms/MB       render's CPU time per MB of output: flat when render is
-#               linear in its output
+#   ms/MB       render's CPU time per MB of output (file contents): flat
+#               when render is linear in its output
 # then, on the rendered tree:
 #   same        render again, nothing changed
 #   check       meshfleet check, nothing changed
@@ -88,7 +88,7 @@ for fleet in $fleets; do
 	new=$(measure "$tmp/new" "$tmp/meshfleet" render -f "$f" -o "$tmp/new")
 	rm -rf "$tmp/new"
 	"$tmp/meshfleet" render -f "$f" -o "$tmp/same" >/dev/null
-	bytes=$(du -sb --exclude=.meshfleet-files "$tmp/same" | cut -f1)
+	bytes=$(find "$tmp/same" -type f ! -name .meshfleet-files -printf '%s\n' | awk '{ s += $1 } END { print s }')
 	mb=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }')
 	cp=$(measure "$tmp/copy" cp -r "$tmp/same" "$tmp/copy")
 	rm -rf "$tmp/copy"
