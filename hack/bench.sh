@@ -41,10 +41,11 @@ go -C hack/tools build -o "$tmp/cue" cuelang.org/go/cmd/cue
 go -C hack/tools build -o "$tmp/kustomize" sigs.k8s.io/kustomize/kustomize/v5
 
 # measure DIR CMD...: runs CMD $runs times, removing DIR (if not empty)
-# before each run, and prints "<median wall ms> <median cpu ms> <max RSS MB>"
-# (cpu and RSS are - without GNU time).
+# before each run, and prints "<median wall ms> <median cpu ms> <max RSS MB>
+# <median user ms> <median sys ms>" (cpu, RSS, user and sys are - without
+# GNU time).
 measure() {
-	local dir=$1 i t0 t1 walls=() cpus=() maxrss=0 u s rss
+	local dir=$1 i t0 t1 walls=() cpus=() users=() syss=() maxrss=0 u s rss
 	shift
 	for ((i = 0; i < runs; i++)); do
 		[[ -z $dir ]] || rm -rf "$dir"
@@ -53,6 +54,8 @@ measure() {
 			"$gnutime" -f '%U %S %M' -o "$tmp/time" "$@" >"$tmp/stdout" 2>"$tmp/stderr"
 			read -r u s rss < <(tail -n 1 "$tmp/time")
 			cpus+=($(awk -v u="$u" -v s="$s" 'BEGIN { printf "%d", (u + s) * 1000 }'))
+			users+=($(awk -v u="$u" 'BEGIN { printf "%d", u * 1000 }'))
+			syss+=($(awk -v s="$s" 'BEGIN { printf "%d", s * 1000 }'))
 			((rss > maxrss)) && maxrss=$rss
 		else
 			"$@" >"$tmp/stdout" 2>"$tmp/stderr"
@@ -61,23 +64,25 @@ measure() {
 		walls+=($(((t1 - t0) / 1000)))
 	done
 	if [[ -n $gnutime ]]; then
-		echo "$(median "${walls[@]}") $(median "${cpus[@]}") $((maxrss / 1024))"
+		echo "$(median "${walls[@]}") $(median "${cpus[@]}") $((maxrss / 1024)) $(median "${users[@]}") $(median "${syss[@]}")"
 	else
-		echo "$(median "${walls[@]}") - -"
+		echo "$(median "${walls[@]}") - - - -"
 	fi
 }
 
 median() { printf '%s\n' "$@" | sort -n | sed -n "$(($# / 2 + 1))p"; }
 
-# cell "<wall> <cpu> <rss>": "wall ms (cpu ms, rss MB)"
+# cell "<wall> <cpu> <rss> <user> <sys>": "wall ms (user+sys ms, rss MB)".
+# On a busy disk sys (writing files) swings between runs; user is
+# meshfleet's own work.
 cell() {
-	local w c r
-	read -r w c r <<<"$1"
-	printf '%s ms (cpu %s, %s MB)' "$w" "$c" "$r"
+	local w c r u s
+	read -r w c r u s <<<"$1"
+	printf '%s ms (%s+%s, %s MB)' "$w" "$u" "$s" "$r"
 }
 
 echo "$(date -u +%FT%TZ); $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg); $(go env GOVERSION); $("$tmp/cue" version | head -n 1); kustomize $("$tmp/kustomize" version)"
-echo "median of $runs runs: wall ms (cpu = user+sys ms, peak RSS MB)"
+echo "median of $runs runs: wall ms (user+sys CPU ms, peak RSS MB)"
 printf '%-34s %10s %-32s %-32s %10s %-22s %9s %6s\n' fleet "output MB" render "cue export" cue/render "cp -r" render/cp ms/MB
 summary=()
 for fleet in $fleets; do
