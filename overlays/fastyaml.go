@@ -17,7 +17,7 @@ func parseStream(b []byte) (docs []map[string]any, ok bool) {
 	if !printable(b) {
 		return nil, false
 	}
-	p := &streamParser{b: b}
+	p := &streamParser{b: b, strs: map[string]string{}}
 	for p.pos < len(b) && b[p.pos] == '#' {
 		p.nextLine()
 	}
@@ -36,8 +36,23 @@ func parseStream(b []byte) (docs []map[string]any, ok bool) {
 }
 
 type streamParser struct {
-	b   []byte
-	pos int
+	b    []byte
+	pos  int
+	strs map[string]string // short strings seen, shared instead of allocated again
+}
+
+// str returns b as a string, the same string for the same short bytes:
+// keys and most values repeat from object to object.
+func (p *streamParser) str(b []byte) string {
+	if len(b) > 64 {
+		return string(b)
+	}
+	if s, ok := p.strs[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	p.strs[s] = s
+	return s
 }
 
 // line returns the rest of the current line, without its newline. Every
@@ -95,7 +110,7 @@ func (p *streamParser) mapping(ind int, inline bool) (map[string]any, bool) {
 		if !ok {
 			return nil, false
 		}
-		key, after, ok := mapKey(rest)
+		key, after, ok := mapKey(rest, p)
 		if !ok {
 			return nil, false
 		}
@@ -124,7 +139,7 @@ func (p *streamParser) mapping(ind int, inline bool) (map[string]any, bool) {
 			v, ok = []any{}, true
 			p.nextLine()
 		case after[0] == ' ':
-			v, ok = scalarValue(after[1:])
+			v, ok = p.scalarValue(after[1:])
 			p.nextLine()
 		default:
 			return nil, false
@@ -173,7 +188,7 @@ func (p *streamParser) sequence(ind int, inline bool) ([]any, bool) {
 		case isMapEntry(rest):
 			v, ok = p.mapping(ind+2, true)
 		default:
-			v, ok = scalarValue(rest)
+			v, ok = p.scalarValue(rest)
 			p.nextLine()
 		}
 		if !ok {
@@ -227,7 +242,7 @@ func (p *streamParser) literal(ind int) (string, bool) {
 
 // isMapEntry reports whether a sequence item starts with a mapping key.
 func isMapEntry(rest []byte) bool {
-	_, _, ok := mapKey(rest)
+	_, _, ok := mapKey(rest, nil)
 	return ok
 }
 
@@ -236,8 +251,8 @@ func isMapEntry(rest []byte) bool {
 const maxKey = 1000
 
 // mapKey reads the key at the start of line and returns it with the
-// offset just after its ':'.
-func mapKey(line []byte) (key string, after int, ok bool) {
+// offset just after its ':'. With p nil it only checks.
+func mapKey(line []byte, p *streamParser) (key string, after int, ok bool) {
 	if len(line) > 0 && line[0] == '"' {
 		s, n, ok := quoted(line)
 		if !ok || n > maxKey || n >= len(line) || line[n] != ':' || n+1 < len(line) && line[n+1] != ' ' {
@@ -256,11 +271,14 @@ func mapKey(line []byte) (key string, after int, ok bool) {
 	if len(k) > maxKey || !plainString(k) {
 		return "", 0, false
 	}
-	return string(k), i + 1, true
+	if p == nil {
+		return "", i + 1, true
+	}
+	return p.str(k), i + 1, true
 }
 
 // scalarValue reads a scalar that makes up the rest of a line.
-func scalarValue(b []byte) (any, bool) {
+func (p *streamParser) scalarValue(b []byte) (any, bool) {
 	if len(b) == 0 {
 		return nil, false
 	}
@@ -279,7 +297,7 @@ func scalarValue(b []byte) (any, bool) {
 		return n, err == nil
 	}
 	if plainString(b) {
-		return string(b), true
+		return p.str(b), true
 	}
 	return nil, false
 }
