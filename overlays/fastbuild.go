@@ -370,7 +370,7 @@ func asYAML(objs []*object) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// errNoNamespace reports namespaced objects without a namespace, which
+// checkNamespaces reports namespaced objects without a namespace, which
 // meshfleet refuses although kustomize would build them.
 func checkNamespaces(dir string, objs []*object) error {
 	var errs []error

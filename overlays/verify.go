@@ -21,7 +21,7 @@ func Verify(t Tree, dirs []string) error { return verify(t, dirs, nil) }
 // verify is [Verify]; progress, if not nil, is called after each overlay
 // with the number done.
 func verify(t Tree, dirs []string, progress func(done, total int)) error {
-	var krusty krustyFS
+	var kfs krustyFS
 	errs := make([]error, len(dirs))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -32,7 +32,7 @@ func verify(t Tree, dirs []string, progress func(done, total int)) error {
 			for i := range work {
 				if objs, ok := fastBuild(t, dirs[i]); ok {
 					errs[i] = checkNamespaces(dirs[i], objs)
-				} else if fs, err := krusty.get(t); err != nil {
+				} else if fs, err := kfs.get(t); err != nil {
 					errs[i] = err
 				} else {
 					_, errs[i] = build(fs, dirs[i])

@@ -21,17 +21,16 @@ func progressTo(w io.Writer) func(done, total int) {
 	}
 	start := time.Now()
 	var last time.Time
-	shown := false
 	return func(done, total int) {
 		now := time.Now()
 		if now.Sub(start) < time.Second || done < total && now.Sub(last) < 100*time.Millisecond {
 			return
 		}
 		last = now
-		fmt.Fprintf(f, "\rmeshfleet: %d/%d overlays verified", done, total)
-		shown = true
-		if done == total && shown {
+		if done == total {
 			fmt.Fprint(f, "\r\x1b[K") // clear the line for what follows
+			return
 		}
+		fmt.Fprintf(f, "\rmeshfleet: %d/%d overlays verified", done, total)
 	}
 }
