@@ -1,19 +1,36 @@
 #!/usr/bin/env bash
-# Measures meshfleet on synthetic fleets (10 and 100 multi-primary
-# multi-network clusters, 100 primary-remote clusters): wall time (median
-# of BENCH_RUNS runs, default 5) and peak RSS (largest of those runs) of
-#   render  new   meshfleet render into an empty directory
-#   render  same  meshfleet render again over an unchanged tree
-#   check         meshfleet check against that unchanged tree
-#   validate      meshfleet validate
-#   cue export    the hand-written template hack/bench/mesh.cue on the
-#                 same fleet, for comparison (multi-primary fleets only)
-# then runs the Go render benchmarks of ./overlays unless BENCH_GO=0.
-# Peak RSS needs GNU time at /usr/bin/time; without it RSS shows n/a.
+# Measures meshfleet, whole process, on synthetic fleets (hack/genfleet)
+# beside the hand-written CUE template hack/bench/mesh.cue on the same
+# fleet. For each fleet it prints the median wall time and CPU time (user
+# + sys) of BENCH_RUNS runs (default 5) and the peak RSS of those runs:
+#
+#   render      meshfleet render into an empty directory
+#   cue         cue export of hack/bench/mesh.cue (one YAML stream, no
+#               validation, no files written); multi-primary fleets only
+#   cue/render  how many times longer cue export takes (wall)
+#   cp -r       copying render's own output tree; render/cp is the ratio
+#   ms/MB       render's CPU time per MB of output (file contents): flat
+#               when render is linear in its output
+# then, on the rendered tree:
+#   same        render again, nothing changed
+#   check       meshfleet check, nothing changed
+#   cmp         meshfleet cmp of one cluster (cluster-000, the largest)
+#   validate    meshfleet validate
+#   kustomize   the kustomize CLI building cluster-000's overlay: what
+#               Flux's kustomize-controller or Argo CD's repo-server pays
+#               per reconcile of that cluster
+#
+# BENCH_FLEETS lists layout:clusters pairs (default below); cue export is
+# skipped above BENCH_CUE_MAX clusters (default 300: it needs ~4 GB
+# there). The Go benchmarks of ./overlays run last unless BENCH_GO=0.
+# Peak RSS and CPU time need GNU time at /usr/bin/time. The load average
+# is printed first: on a shared machine compare within one run.
 set -o errexit -o nounset -o pipefail
 cd "$(dirname "$0")/.."
 
 runs=${BENCH_RUNS:-5}
+fleets=${BENCH_FLEETS:-multi-primary-multi-network:10 multi-primary-multi-network:100 multi-primary-multi-network:300 primary-remote:1000}
+cuemax=${BENCH_CUE_MAX:-300}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 gnutime=/usr/bin/time
@@ -21,54 +38,89 @@ gnutime=/usr/bin/time
 
 go build -o "$tmp/meshfleet" .
 go -C hack/tools build -o "$tmp/cue" cuelang.org/go/cmd/cue
+go -C hack/tools build -o "$tmp/kustomize" sigs.k8s.io/kustomize/kustomize/v5
 
 # measure DIR CMD...: runs CMD $runs times, removing DIR (if not empty)
-# before each run, and prints "<median wall> ms <max RSS> MB".
+# before each run, and prints "<median wall ms> <median cpu ms> <max RSS MB>
+# <median user ms> <median sys ms>" (cpu, RSS, user and sys are - without
+# GNU time).
 measure() {
-	local dir=$1 i t0 t1 rss maxrss=0 walls=()
+	local dir=$1 i t0 t1 walls=() cpus=() users=() syss=() maxrss=0 u s rss
 	shift
 	for ((i = 0; i < runs; i++)); do
 		[[ -z $dir ]] || rm -rf "$dir"
 		t0=${EPOCHREALTIME//[.,]/}
 		if [[ -n $gnutime ]]; then
-			"$gnutime" -f %M -o "$tmp/rss" "$@" >"$tmp/stdout"
-			rss=$(tail -n 1 "$tmp/rss")
+			"$gnutime" -f '%U %S %M' -o "$tmp/time" "$@" >"$tmp/stdout" 2>"$tmp/stderr"
+			read -r u s rss < <(tail -n 1 "$tmp/time")
+			cpus+=($(awk -v u="$u" -v s="$s" 'BEGIN { printf "%d", (u + s) * 1000 }'))
+			users+=($(awk -v u="$u" 'BEGIN { printf "%d", u * 1000 }'))
+			syss+=($(awk -v s="$s" 'BEGIN { printf "%d", s * 1000 }'))
 			((rss > maxrss)) && maxrss=$rss
 		else
-			"$@" >"$tmp/stdout"
+			"$@" >"$tmp/stdout" 2>"$tmp/stderr"
 		fi
 		t1=${EPOCHREALTIME//[.,]/}
 		walls+=($(((t1 - t0) / 1000)))
 	done
-	local median
-	median=$(printf '%s\n' "${walls[@]}" | sort -n | sed -n "$((runs / 2 + 1))p")
 	if [[ -n $gnutime ]]; then
-		printf '%6d ms %4d MB' "$median" $((maxrss / 1024))
+		echo "$(median "${walls[@]}") $(median "${cpus[@]}") $((maxrss / 1024)) $(median "${users[@]}") $(median "${syss[@]}")"
 	else
-		printf '%6d ms  n/a MB' "$median"
+		echo "$(median "${walls[@]}") - - - -"
 	fi
 }
 
-echo "median of $runs runs; $(nproc) CPUs; $(go env GOVERSION); $("$tmp/cue" version | head -n 1)"
-printf '%-32s %-18s %-18s %-18s %-18s %s\n' fleet "render (new)" "render (same)" check validate "cue export"
-for fleet in multi-primary-multi-network:10 multi-primary-multi-network:100 primary-remote:100; do
+median() { printf '%s\n' "$@" | sort -n | sed -n "$(($# / 2 + 1))p"; }
+
+# cell "<wall> <cpu> <rss> <user> <sys>": "wall ms (user+sys ms, rss MB)".
+# On a busy disk sys (writing files) swings between runs; user is
+# meshfleet's own work.
+cell() {
+	local w c r u s
+	read -r w c r u s <<<"$1"
+	printf '%s ms (%s+%s, %s MB)' "$w" "$u" "$s" "$r"
+}
+
+echo "$(date -u +%FT%TZ); $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg); $(go env GOVERSION); $("$tmp/cue" version | head -n 1); kustomize $("$tmp/kustomize" version)"
+echo "median of $runs runs: wall ms (user+sys CPU ms, peak RSS MB)"
+printf '%-34s %10s %-32s %-32s %10s %-22s %9s %6s\n' fleet "output MB" render "cue export" cue/render "cp -r" render/cp ms/MB
+summary=()
+for fleet in $fleets; do
 	layout=${fleet%:*} n=${fleet#*:}
 	f=$tmp/$layout-$n.yaml
 	go run ./hack/genfleet -n "$n" -layout "$layout" >"$f"
 
 	new=$(measure "$tmp/new" "$tmp/meshfleet" render -f "$f" -o "$tmp/new")
+	rm -rf "$tmp/new"
 	"$tmp/meshfleet" render -f "$f" -o "$tmp/same" >/dev/null
+	bytes=$(find "$tmp/same" -type f ! -name .meshfleet-files -printf '%s\n' | awk '{ s += $1 } END { print s }')
+	mb=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }')
+	cp=$(measure "$tmp/copy" cp -r "$tmp/same" "$tmp/copy")
+	rm -rf "$tmp/copy"
+	cue="n/a" cueratio="n/a"
+	if ((n <= cuemax)) && "$tmp/cue" export hack/bench/mesh.cue "$f" -e rendered --out yaml >/dev/null 2>&1; then
+		cuem=$(measure "" "$tmp/cue" export hack/bench/mesh.cue "$f" -e rendered --out yaml)
+		cue=$(cell "$cuem")
+		cueratio=$(awk -v a="${cuem%% *}" -v b="${new%% *}" 'BEGIN { printf "%.1fx", a / (b > 0 ? b : 1) }')
+	fi
+	cpratio=$(awk -v a="${new%% *}" -v b="${cp%% *}" 'BEGIN { printf "%.1fx", a / (b > 0 ? b : 1) }')
+	read -r _ newcpu _ <<<"$new"
+	slope=$(awk -v c="$newcpu" -v m="$mb" 'BEGIN { if (c == "-") print "-"; else printf "%.0f", c / m }')
+	printf '%-34s %10s %-32s %-32s %10s %-22s %9s %6s\n' "$layout/$n" "$mb" "$(cell "$new")" "$cue" "$cueratio" "$(cell "$cp")" "$cpratio" "$slope"
+
 	same=$(measure "" "$tmp/meshfleet" render -f "$f" -o "$tmp/same")
 	grep -q ' 0 files written, 0 removed' "$tmp/stdout" || { echo "second render changed files: $(<"$tmp/stdout")" >&2; exit 1; }
 	check=$(measure "" "$tmp/meshfleet" check -f "$f" -o "$tmp/same")
+	cmp=$(measure "" "$tmp/meshfleet" cmp -f "$f" --cluster cluster-000)
 	validate=$(measure "" "$tmp/meshfleet" validate -f "$f")
-	cue="n/a"
-	if "$tmp/cue" export hack/bench/mesh.cue "$f" -e rendered --out yaml >/dev/null 2>&1; then
-		cue=$(measure "" "$tmp/cue" export hack/bench/mesh.cue "$f" -e rendered --out yaml)
-	fi
-	printf '%-32s %-18s %-18s %-18s %-18s %s\n' "$layout/$n" "$new" "$same" "$check" "$validate" "$cue"
+	kust=$(measure "" "$tmp/kustomize" build "$tmp/same/clusters/cluster-000")
+	summary+=("$(printf '%-34s %-32s %-32s %-32s %-32s %s' "$layout/$n" "$(cell "$same")" "$(cell "$check")" "$(cell "$cmp")" "$(cell "$validate")" "$(cell "$kust")")")
 	rm -rf "$tmp/same"
 done
+echo
+printf '%-34s %-32s %-32s %-32s %-32s %s\n' fleet "render (same)" check "cmp cluster-000" validate "kustomize build cluster-000"
+printf '%s\n' "${summary[@]}"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 if [[ ${BENCH_GO:-1} != 0 ]]; then
 	echo

@@ -66,3 +66,38 @@ func BenchmarkCheck(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRenderLarge is BenchmarkRender at the sizes of the performance
+// targets, writing into a new directory each time: 300 multi-primary
+// clusters and 1,000 primary-remote clusters. It is skipped with -short.
+func BenchmarkRenderLarge(b *testing.B) {
+	if testing.Short() {
+		b.Skip("large fleets")
+	}
+	for _, tc := range []struct {
+		layout string
+		n      int
+	}{{fleetgen.MultiPrimaryMultiNetwork, 300}, {fleetgen.PrimaryRemote, 1000}} {
+		src := fleetgen.YAML(tc.layout, tc.n)
+		b.Run(fmt.Sprintf("%s/%d", tc.layout, tc.n), func(b *testing.B) {
+			for b.Loop() {
+				f, err := fleet.Parse("fleet.yaml", src)
+				if err != nil {
+					b.Fatal(err)
+				}
+				out, err := overlays.OpenForRender(b.TempDir())
+				if err != nil {
+					b.Fatal(err)
+				}
+				c, err := overlays.Prepare(f, out)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := c.Apply(); err != nil {
+					b.Fatal(err)
+				}
+				out.Close()
+			}
+		})
+	}
+}

@@ -134,7 +134,7 @@ func renderWith(t *testing.T, i int, s string) (Tree, *fleet.Fleet) {
 // checkTree reads every file of the tree with a strict YAML parser, and
 // the overlays as kustomize builds them; with the extension's string, it
 // checks that the ConfigMap holds exactly s, on disk and after kustomize.
-func checkTree(t *testing.T, i int, s string, tree Tree, f *fleet.Fleet) {
+func checkStringsTree(t *testing.T, i int, s string, tree Tree, f *fleet.Fleet) {
 	t.Helper()
 	found := false
 	for _, p := range tree.Paths() {
@@ -152,7 +152,7 @@ func checkTree(t *testing.T, i int, s string, tree Tree, f *fleet.Fleet) {
 	for _, c := range f.Clusters {
 		m, err := Build(tree, ClusterDir(c.Name))
 		if err != nil {
-			t.Fatalf("rendered, but kustomize rejects cluster %s: %v", c.Name, err)
+			t.Fatalf("%q: rendered, but kustomize rejects cluster %s: %v", s, c.Name, err)
 		}
 		var cm map[string]any
 		for _, d := range parseAll(t, "kustomize build "+c.Name, m) {
@@ -219,13 +219,13 @@ func TestFleetHostileStrings(t *testing.T) {
 	if tree == nil {
 		t.Fatal("the base fleet does not render")
 	}
-	checkTree(t, 0, "demo", tree, f)
+	checkStringsTree(t, 0, "demo", tree, f)
 	rendered := 0
 	for i := range stringFields {
 		for _, s := range hostileStrings {
 			if tree, f := renderWith(t, i, s); tree != nil {
 				rendered++
-				checkTree(t, i, s, tree, f)
+				checkStringsTree(t, i, s, tree, f)
 			}
 		}
 	}
@@ -243,7 +243,7 @@ func FuzzFleetStrings(f *testing.F) {
 		i := int(field) % len(stringFields)
 		s = string([]rune(s)) // what a JSON fleet can hold: invalid UTF-8 becomes U+FFFD
 		if tree, fl := renderWith(t, i, s); tree != nil {
-			checkTree(t, i, s, tree, fl)
+			checkStringsTree(t, i, s, tree, fl)
 		}
 	})
 }

@@ -6,9 +6,12 @@ package overlays
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"path"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/meshfleet/meshfleet/generator/fleet"
 	"github.com/meshfleet/meshfleet/generator/mesh"
@@ -46,6 +49,7 @@ type layout struct {
 	t      Tree
 	header string
 	err    error
+	buf    bytes.Buffer // scratch: each file is written here, then copied at its size
 }
 
 // Layout turns a plan into a tree of overlays:
@@ -63,48 +67,38 @@ func Layout(p *mesh.Plan) (Tree, error) {
 		l.kustomization(dir, l.files(dir, b.Files), nil)
 	}
 	d := p.Fleet.Spec.Delivery
+	// Clusters are independent: lay them out in parallel, one per CPU,
+	// each into its own tree, and merge the trees in cluster order.
+	type part struct {
+		t   Tree
+		err error
+	}
+	parts := make([]part, len(p.Clusters))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(p.Clusters)) {
+		wg.Go(func() {
+			w := &layout{header: l.header}
+			for i := range work {
+				w.t, w.err = Tree{}, nil
+				w.cluster(p.Clusters[i], d)
+				parts[i] = part{w.t, w.err}
+			}
+		})
+	}
+	for i := range p.Clusters {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
 	var apps []string
-	for _, c := range p.Clusters {
-		dir := ClusterDir(c.Name)
-		var stages []string
-		repoStage := firstChartStage(c)
-		for i, s := range c.Stages {
-			files := l.files(path.Join(dir, s.Name), s.Files)
-			if d.Flux != nil && len(s.Charts) > 0 {
-				files = append(files, l.fluxHelmReleases(path.Join(dir, s.Name), s, i == repoStage))
-			}
-			for _, b := range s.Bases {
-				files = append(files, path.Join("..", "..", "..", SharedDir, b))
-			}
-			if len(files) == 0 {
-				continue // only charts, which Argo CD runs as Applications
-			}
-			var annotations map[string]string
-			if d.ArgoCD != nil {
-				annotations = map[string]string{syncWave: fmt.Sprint(stageWave(s.Name))}
-			}
-			l.kustomizationWithComment(path.Join(dir, s.Name), mesh.StageDoc[s.Name], files, annotations)
-			stages = append(stages, s.Name)
+	for i, c := range p.Clusters {
+		if parts[i].err != nil && l.err == nil {
+			l.err = parts[i].err
 		}
-		l.kustomization(dir, stages, nil)
-		for _, f := range c.Istioctl {
-			file := path.Join(dir, IstioctlDir, f.Name)
-			when := "after its namespace stage"
-			if c.Role == fleet.Primary {
-				when += " (once cacerts holds its keys: istiod reads it only when it starts)"
-			}
-			h := fmt.Sprintf("# Not applied by kustomize: install it with istioctl, against cluster %s,\n# %s and before its gateways stage:\n#   istioctl install -y -f %s\n", c.Name, when, file)
-			l.file(file, h, f.Objects)
-		}
-		if d.Flux != nil {
-			fd := path.Join(FluxDir, c.Name)
-			l.file(path.Join(fd, "stages.yaml"), "", fluxKustomizations(d.Flux, c, stages))
-			l.kustomization(fd, []string{"stages.yaml"}, nil)
-		}
+		maps.Copy(l.t, parts[i].t)
 		if d.ArgoCD != nil {
-			name := c.Name + ".yaml"
-			l.file(path.Join(ArgoCDDir, name), "", argoApplications(d.ArgoCD, c, stages))
-			apps = append(apps, name)
+			apps = append(apps, c.Name+".yaml")
 		}
 	}
 	if d.ArgoCD != nil {
@@ -124,6 +118,50 @@ const argoHealthComment = `# Not applied by this app-of-apps: merge it into the 
 # Application health check, and the Secret health check keeps the
 # control-plane wave waiting until cacerts holds its keys.
 `
+
+// cluster lays out one cluster's overlay, its istioctl inputs and its
+// Flux and Argo CD objects.
+func (l *layout) cluster(c mesh.Cluster, d fleet.Delivery) {
+	dir := ClusterDir(c.Name)
+	var stages []string
+	repoStage := firstChartStage(c)
+	for i, s := range c.Stages {
+		files := l.files(path.Join(dir, s.Name), s.Files)
+		if d.Flux != nil && len(s.Charts) > 0 {
+			files = append(files, l.fluxHelmReleases(path.Join(dir, s.Name), s, i == repoStage))
+		}
+		for _, b := range s.Bases {
+			files = append(files, path.Join("..", "..", "..", SharedDir, b))
+		}
+		if len(files) == 0 {
+			continue // only charts, which Argo CD runs as Applications
+		}
+		var annotations map[string]string
+		if d.ArgoCD != nil {
+			annotations = map[string]string{syncWave: fmt.Sprint(stageWave(s.Name))}
+		}
+		l.kustomizationWithComment(path.Join(dir, s.Name), mesh.StageDoc[s.Name], files, annotations)
+		stages = append(stages, s.Name)
+	}
+	l.kustomization(dir, stages, nil)
+	for _, f := range c.Istioctl {
+		file := path.Join(dir, IstioctlDir, f.Name)
+		when := "after its namespace stage"
+		if c.Role == fleet.Primary {
+			when += " (once cacerts holds its keys: istiod reads it only when it starts)"
+		}
+		h := fmt.Sprintf("# Not applied by kustomize: install it with istioctl, against cluster %s,\n# %s and before its gateways stage:\n#   istioctl install -y -f %s\n", c.Name, when, file)
+		l.file(file, h, f.Objects)
+	}
+	if d.Flux != nil {
+		fd := path.Join(FluxDir, c.Name)
+		l.file(path.Join(fd, "stages.yaml"), "", fluxKustomizations(d.Flux, c, stages))
+		l.kustomization(fd, []string{"stages.yaml"}, nil)
+	}
+	if d.ArgoCD != nil {
+		l.file(path.Join(ArgoCDDir, c.Name+".yaml"), "", argoApplications(d.ArgoCD, c, stages))
+	}
+}
 
 // firstChartStage is the index of the cluster's first stage with charts:
 // the Flux HelmRepository goes there, once.
@@ -149,20 +187,21 @@ func (l *layout) files(dir string, files []mesh.File) []string {
 // file writes objects as a YAML stream under the header and extra
 // comment lines.
 func (l *layout) file(name, comment string, objs []mesh.Object) {
-	var b bytes.Buffer
+	b := &l.buf
+	b.Reset()
 	b.WriteString(l.header)
 	b.WriteString(comment)
 	for _, o := range objs {
 		b.WriteString("---\n")
 		err := noSecrets(o)
 		if err == nil {
-			err = marshal(&b, o)
+			err = marshal(b, o)
 		}
 		if err != nil && l.err == nil {
 			l.err = fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	l.t[name] = b.Bytes()
+	l.t[name] = bytes.Clone(b.Bytes())
 }
 
 func (l *layout) kustomization(dir string, resources []string, annotations map[string]string) {

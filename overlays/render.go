@@ -22,8 +22,10 @@ func Render(f *fleet.Fleet) (Tree, error) {
 // Prepare renders f for an output directory: it lays out the overlays,
 // compares them with what the directory holds, and verifies every overlay
 // that differs. Overlays identical to the directory's are not built
-// again; what Apply writes has always been verified first.
-func Prepare(f *fleet.Fleet, out *Output) (*Changes, error) {
+// again; what Apply writes has always been verified first. progress, if
+// given, is called after each overlay verified with the number done and
+// the total.
+func Prepare(f *fleet.Fleet, out *Output, progressFn ...func(done, total int)) (*Changes, error) {
 	t, err := layOut(f)
 	if err != nil {
 		return nil, err
@@ -32,7 +34,11 @@ func Prepare(f *fleet.Fleet, out *Output) (*Changes, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := Verify(t, c.Dirs()); err != nil {
+	var progress func(done, total int)
+	if len(progressFn) > 0 {
+		progress = progressFn[0]
+	}
+	if err := verify(t, c.Dirs(), progress); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -12,22 +12,38 @@ import (
 	"github.com/meshfleet/meshfleet/generator/fleet"
 )
 
-// Verify builds the overlays in dirs of t with kustomize, exactly as
-// `kustomize build` would (default load restrictions, no plugins), and
-// checks that every namespaced object has its namespace set. Overlays are
-// built in parallel, one per CPU.
-func Verify(t Tree, dirs []string) error {
-	fs, err := memFS(t)
-	if err != nil {
-		return err
-	}
+// Verify builds the overlays in dirs of t exactly as `kustomize build`
+// would (default load restrictions, no plugins), and checks that every
+// namespaced object has its namespace set. Overlays are built in
+// parallel, one per CPU: with [fastBuild] when the overlay is of the
+// shape meshfleet writes, else with kustomize itself (krusty).
+func Verify(t Tree, dirs []string) error { return verify(t, dirs, nil) }
+
+// verify is [Verify]; progress, if not nil, is called after each overlay
+// with the number done.
+func verify(t Tree, dirs []string, progress func(done, total int)) error {
+	var kfs krustyFS
 	errs := make([]error, len(dirs))
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	done := 0
 	work := make(chan int)
 	for range min(runtime.GOMAXPROCS(0), len(dirs)) {
 		wg.Go(func() {
 			for i := range work {
-				_, errs[i] = build(fs, dirs[i])
+				if objs, ok := fastBuild(t, dirs[i]); ok {
+					errs[i] = checkNamespaces(dirs[i], objs)
+				} else if fs, err := kfs.get(t); err != nil {
+					errs[i] = err
+				} else {
+					_, errs[i] = build(fs, dirs[i])
+				}
+				if progress != nil {
+					mu.Lock()
+					done++
+					progress(done, len(dirs))
+					mu.Unlock()
+				}
 			}
 		})
 	}
@@ -39,9 +55,33 @@ func Verify(t Tree, dirs []string) error {
 	return errors.Join(errs...)
 }
 
+// krustyFS is the tree as kustomize's in-memory file system, made the
+// first time an overlay needs kustomize itself.
+type krustyFS struct {
+	once sync.Once
+	fs   filesys.FileSystem
+	err  error
+}
+
+func (k *krustyFS) get(t Tree) (filesys.FileSystem, error) {
+	k.once.Do(func() { k.fs, k.err = memFS(t) })
+	return k.fs, k.err
+}
+
 // Build builds the overlay in dir of t and returns its manifests as a
 // YAML stream, as `kustomize build` prints them.
 func Build(t Tree, dir string) ([]byte, error) {
+	if objs, ok := fastBuild(t, dir); ok {
+		if err := checkNamespaces(dir, objs); err != nil {
+			return nil, err
+		}
+		return asYAML(objs)
+	}
+	return KrustyBuild(t, dir)
+}
+
+// KrustyBuild builds the overlay in dir of t with kustomize itself.
+func KrustyBuild(t Tree, dir string) ([]byte, error) {
 	fs, err := memFS(t)
 	if err != nil {
 		return nil, err
@@ -92,7 +132,7 @@ func build(fs filesys.FileSystem, dir string) (y []byte, err error) {
 		if gvk := r.GetGvk(); gvk.IsClusterScoped() || clusterScopedCRDs[gvk.Group+"/"+gvk.Kind] || r.GetNamespace() != "" {
 			continue
 		}
-		errs = append(errs, fmt.Errorf("kustomize build %s: %s %s has no namespace", dir, r.GetKind(), r.GetName()))
+		errs = append(errs, noNamespace(dir, r.GetKind(), r.GetName()))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -101,4 +141,8 @@ func build(fs filesys.FileSystem, dir string) (y []byte, err error) {
 		return nil, fmt.Errorf("kustomize build %s: kustomize cannot print the result: %s", dir, fleet.Escape(err.Error()))
 	}
 	return y, nil
+}
+
+func noNamespace(dir, kind, name string) error {
+	return fmt.Errorf("kustomize build %s: %s %s has no namespace", dir, kind, name)
 }
