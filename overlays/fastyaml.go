@@ -246,7 +246,6 @@ func isMapEntry(rest []byte) bool {
 	return ok
 }
 
-
 // mapKey reads the key at the start of line and returns it with the
 // offset just after its ':'. With p nil it only checks.
 func mapKey(line []byte, p *streamParser) (key string, after int, ok bool) {
