@@ -111,13 +111,88 @@ func TestKustomizeCLIBuildsEveryOverlay(t *testing.T) {
 }
 
 // kustomize runs meshfleet as an exec KRM function (examples/krm) and
-// gets what `meshfleet render` wrote for the same cluster.
+// gets what `meshfleet render` wrote for the same cluster, each object
+// with its stage's sync wave.
 func TestKRMFunctionInKustomize(t *testing.T) {
 	got := mustKustomize(t, "build", "--enable-alpha-plugins", "--enable-exec", filepath.Join(root, "examples/krm"))
 	want := mustKustomize(t, "build", filepath.Join(root, "examples/krm/rendered/clusters/east"))
-	if got != want {
-		t.Errorf("KRM output differs from the rendered overlay:\n%s\nwant:\n%s", got, want)
+	comparePluginOutput(t, "KRM output", got, want)
+}
+
+// comparePluginOutput checks that a plugin mode's output is the rendered
+// overlay's build, want, with the Argo CD sync wave of its stage on every
+// object (the rendered overlay carries waves only with delivery.argocd),
+// and that the control plane is in it.
+func comparePluginOutput(t *testing.T, what, got, want string) {
+	t.Helper()
+	gotObjs, wantObjs := decodeStream(t, got), decodeStream(t, want)
+	waves := map[string]bool{}
+	kinds := map[string]bool{}
+	for _, o := range gotObjs {
+		md, _ := o["metadata"].(map[string]any)
+		a, _ := md["annotations"].(map[string]any)
+		w, ok := a[syncWave].(string)
+		if !ok {
+			t.Errorf("%s: %s %s has no %s annotation", what, o["kind"], md["name"], syncWave)
+		}
+		waves[w] = true
+		kinds[fmt.Sprint(o["kind"])] = true
+		dropWaves(o) // kustomize's commonAnnotations put them into pod templates too
 	}
+	for _, o := range wantObjs {
+		dropWaves(o) // an overlay rendered with delivery.argocd has them
+	}
+	if !kinds["Istio"] {
+		t.Errorf("%s has no control plane (no Istio resource); kinds: %v", what, kinds)
+	}
+	if len(waves) < 2 {
+		t.Errorf("%s has only the sync waves %v; want one per stage", what, waves)
+	}
+	g, _ := yaml.Marshal(gotObjs)
+	w, _ := yaml.Marshal(wantObjs)
+	if !bytes.Equal(g, w) {
+		t.Errorf("%s, without its sync waves, differs from the rendered overlay:\n%s\nwant:\n%s", what, g, w)
+	}
+}
+
+const syncWave = "argocd.argoproj.io/sync-wave"
+
+// dropWaves removes the sync-wave annotation wherever it is in v, and the
+// annotations it leaves empty.
+func dropWaves(v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		if a, ok := v["annotations"].(map[string]any); ok {
+			delete(a, syncWave)
+			if len(a) == 0 {
+				delete(v, "annotations")
+			}
+		}
+		for _, x := range v {
+			dropWaves(x)
+		}
+	case []any:
+		for _, x := range v {
+			dropWaves(x)
+		}
+	}
+}
+
+// decodeStream decodes a YAML stream of objects.
+func decodeStream(t *testing.T, s string) []map[string]any {
+	t.Helper()
+	var objs []map[string]any
+	for doc := range strings.SplitSeq(s, "\n---\n") {
+		if strings.TrimSpace(doc) == "" {
+			continue
+		}
+		var o map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+			t.Fatalf("decoding %q: %v", doc, err)
+		}
+		objs = append(objs, o)
+	}
+	return objs
 }
 
 // A broken fleet fails the kustomize build, and the positioned errors
@@ -261,9 +336,7 @@ func TestArgoCDPluginGenerate(t *testing.T) {
 				t.Fatalf("%v: %v\n%s", env, err, stderr)
 			}
 			want := mustKustomize(t, "build", filepath.Join(rendered, "clusters", c.Name))
-			if out != want {
-				t.Errorf("%v: generate printed\n%s\nwant\n%s", env, out, want)
-			}
+			comparePluginOutput(t, fmt.Sprintf("%v: generate", env), out, want)
 		}
 	}
 	// Failures print nothing on stdout, so Argo CD never prunes on them.

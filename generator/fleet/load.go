@@ -53,6 +53,7 @@ func Parse(filename string, src []byte) (*Fleet, error) {
 	}
 	f.index()
 	f.Dir = filepath.Dir(filename)
+	f.filename, f.data = filename, data
 	return f, check(f, &problems{filename: filename, data: data}).orNil()
 }
 

@@ -6,8 +6,12 @@
 package fleet
 
 import (
+	"fmt"
 	"slices"
 	"sort"
+	"strings"
+
+	"cuelang.org/go/cue"
 )
 
 // Role is what a cluster does in the mesh.
@@ -45,6 +49,10 @@ type Fleet struct {
 	Clusters []*Cluster `json:"-"`
 	// Dir is the directory of the fleet file: extensions are relative to it.
 	Dir string `json:"-"`
+
+	// filename and data are the fleet file as parsed, for [Fleet.Pos].
+	filename string
+	data     cue.Value
 }
 
 // Metadata names the fleet.
@@ -208,6 +216,30 @@ func (f *Fleet) index() {
 		f.Clusters = append(f.Clusters, c)
 	}
 	sort.Slice(f.Clusters, func(i, j int) bool { return f.Clusters[i].Name < f.Clusters[j].Name })
+}
+
+// Pos returns where the field at path (one label an element) is in the
+// fleet file: the start of its value, or, for a field the file leaves out
+// (one that takes its default), the key of the closest field it holds.
+func (f *Fleet) Pos(path ...string) Position {
+	return lookupPos(f.filename, f.data, path, false)
+}
+
+// Written reports whether the fleet file writes the field at path, rather
+// than leaving it to its default.
+func (f *Fleet) Written(path ...string) bool {
+	sels := make([]cue.Selector, len(path))
+	for i, s := range path {
+		sels[i] = cue.Str(s)
+	}
+	return f.data.Exists() && f.data.LookupPath(cue.MakePath(sels...)).Exists()
+}
+
+// Errorf returns an error about the field at path, at its position in the
+// fleet file, for the checks that only a use of the fleet makes (the
+// plugin modes): it reads like the fleet's own validation errors.
+func (f *Fleet) Errorf(path []string, format string, args ...any) error {
+	return Errors{{Pos: f.Pos(path...), Path: strings.Join(path, "."), Msg: fmt.Sprintf(format, args...), labels: path}}
 }
 
 // Cluster returns the cluster with the given name, or nil.
