@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -221,12 +222,17 @@ func TestKRMFunctionErrorsReachStderr(t *testing.T) {
 // The hooks of .pre-commit-hooks.yaml, run the way pre-commit runs them
 // for examples/pre-commit: no filenames, entry plus args, in the
 // repository root. On a current tree they change nothing; on a stale one
-// render rewrites it (which fails the commit) and check fails.
+// render rewrites it (which fails the commit) and check fails. The
+// `pre-commit run` commands the example and the README document select
+// the hook they name (pre-commit runs a hook only in its stages), and the
+// rev they pin is a tag of this repository or the documented placeholder.
 func TestPreCommitHooks(t *testing.T) {
 	var hooks []struct {
-		ID            string `json:"id"`
-		Entry         string `json:"entry"`
-		PassFilenames *bool  `json:"pass_filenames"`
+		ID            string   `json:"id"`
+		Entry         string   `json:"entry"`
+		PassFilenames *bool    `json:"pass_filenames"`
+		Files         string   `json:"files"`
+		Stages        []string `json:"stages"`
 	}
 	b, err := os.ReadFile(filepath.Join(root, ".pre-commit-hooks.yaml"))
 	if err != nil {
@@ -235,28 +241,84 @@ func TestPreCommitHooks(t *testing.T) {
 	if err := yaml.Unmarshal(b, &hooks); err != nil {
 		t.Fatal(err)
 	}
-	var config struct {
-		Repos []struct {
-			Hooks []struct {
-				ID   string   `json:"id"`
-				Args []string `json:"args"`
-			} `json:"hooks"`
-		} `json:"repos"`
-	}
-	b, err = os.ReadFile(filepath.Join(root, "examples/pre-commit/.pre-commit-config.yaml"))
+	configText, err := os.ReadFile(filepath.Join(root, "examples/pre-commit/.pre-commit-config.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := yaml.Unmarshal(b, &config); err != nil {
+	config := parsePreCommitConfig(t, configText)
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
 		t.Fatal(err)
 	}
 	entry := map[string]string{}
+	stages := map[string][]string{} // each hook's stages, the config's over the manifest's
 	for _, h := range hooks {
 		if h.PassFilenames == nil || *h.PassFilenames {
 			t.Errorf("hook %s must set pass_filenames: false: it writes one shared tree", h.ID)
 		}
+		// pre-commit skips a hook when no file matches files, even with
+		// pass_filenames: false; the fleet file must.
+		if ok, err := regexp.MatchString(h.Files, "fleet.yaml"); err != nil || !ok {
+			t.Errorf("hook %s: files %q does not match fleet.yaml (%v): pre-commit would skip it", h.ID, h.Files, err)
+		}
 		entry[h.ID] = h.Entry
+		stages[h.ID] = h.Stages
 	}
+	for _, h := range config.Repos[0].Hooks {
+		if h.Stages != nil {
+			stages[h.ID] = h.Stages
+		}
+	}
+
+	// The rev shown is real: a tag of this repository, or the placeholder
+	// the example explains (there is no release yet).
+	for where, rev := range map[string]string{
+		"examples/pre-commit/.pre-commit-config.yaml": config.Repos[0].Rev,
+		"README.md": parsePreCommitConfig(t, readmeBlock(t, readme, "- repo: https://github.com/meshfleet/meshfleet")).Repos[0].Rev,
+	} {
+		if rev == revPlaceholder {
+			continue
+		}
+		out, _, err := run(t, root, nil, "git", "tag", "--list", rev)
+		if err != nil {
+			t.Logf("%s: cannot list the tags (%v); not checking rev %s", where, err, rev)
+		} else if strings.TrimSpace(out) != rev {
+			t.Errorf("%s: rev %s is no tag of this repository; pin a tag or %s", where, rev, revPlaceholder)
+		}
+	}
+	if !bytes.Contains(configText, []byte("rev: "+revPlaceholder)) || !bytes.Contains(configText, []byte("pre-commit autoupdate")) {
+		t.Errorf("the example must say how to fill in rev %s", revPlaceholder)
+	}
+
+	// Every documented `pre-commit run` command runs the hook it names.
+	commands := regexp.MustCompile(`pre-commit run[^\n`+"`"+`]*`).FindAll(append(configText, readme...), -1)
+	checked := 0
+	for _, cmd := range commands {
+		stage, id := "pre-commit", ""
+		f := strings.Fields(string(cmd))[2:]
+		for i := 0; i < len(f); i++ {
+			switch {
+			case f[i] == "--hook-stage" && i+1 < len(f):
+				i++
+				stage = f[i]
+			case !strings.HasPrefix(f[i], "-"):
+				id = f[i]
+			}
+		}
+		if id == "" {
+			continue // every hook of the stage, or prose about the command
+		}
+		if _, ok := entry[id]; !ok {
+			t.Errorf("%q names no hook of .pre-commit-hooks.yaml", cmd)
+		} else if st := stages[id]; st != nil && !slices.Contains(st, stage) {
+			t.Errorf("%q runs stage %s, but hook %s is configured for %v only: pre-commit would say it has no such hook", cmd, stage, id, st)
+		}
+		checked++
+	}
+	if checked < 2 {
+		t.Errorf("checked %d `pre-commit run <hook>` commands; want the CI command of the example and of the README", checked)
+	}
+
 	repo := t.TempDir()
 	if err := os.CopyFS(repo, os.DirFS(filepath.Join(root, "examples/pre-commit"))); err != nil {
 		t.Fatal(err)
@@ -293,6 +355,47 @@ func TestPreCommitHooks(t *testing.T) {
 	if out, err := runHook("meshfleet-check"); err != nil {
 		t.Errorf("check after render: %v\n%s", err, out)
 	}
+}
+
+// revPlaceholder is the rev the documentation shows while meshfleet has
+// no release tag.
+const revPlaceholder = "COMMIT-SHA"
+
+type preCommitConfig struct {
+	Repos []struct {
+		Repo  string `json:"repo"`
+		Rev   string `json:"rev"`
+		Hooks []struct {
+			ID     string   `json:"id"`
+			Args   []string `json:"args"`
+			Stages []string `json:"stages"`
+		} `json:"hooks"`
+	} `json:"repos"`
+}
+
+func parsePreCommitConfig(t *testing.T, b []byte) preCommitConfig {
+	t.Helper()
+	var c preCommitConfig
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Repos) == 0 || c.Repos[0].Repo != "https://github.com/meshfleet/meshfleet" {
+		t.Fatalf("no meshfleet repo in the pre-commit config:\n%s", b)
+	}
+	return c
+}
+
+// readmeBlock returns the fenced code block of the README that holds s.
+func readmeBlock(t *testing.T, readme []byte, s string) []byte {
+	t.Helper()
+	for i, block := range strings.Split(string(readme), "```") {
+		if i%2 == 1 && strings.Contains(block, s) {
+			_, body, _ := strings.Cut(block, "\n") // the info string
+			return []byte(body)
+		}
+	}
+	t.Fatalf("README.md has no code block with %q", s)
+	return nil
 }
 
 // Argo CD runs `meshfleet cmp` in the Application's source directory with
