@@ -457,3 +457,97 @@ func TestArgoCDPluginGenerate(t *testing.T) {
 		t.Errorf("generate command = %q", generate)
 	}
 }
+
+// examples/argocd is a kustomize Component that installs the plugin into
+// Argo CD's own kustomization: it builds there with the real kustomize
+// CLI, adds the sidecar, and merges into argocd-cm the health checks
+// meshfleet renders with delivery.argocd (kept current here; run with
+// MESHFLEET_UPDATE=1 to rewrite them).
+func TestArgoCDPluginInstall(t *testing.T) {
+	src := filepath.Join(root, "examples/argocd")
+	f, err := fleet.Load(filepath.Join(src, "fleet.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Spec.Delivery.ArgoCD = &fleet.ArgoCD{RepoURL: "https://git.example.net/mesh.git", Path: "mesh", TargetRevision: "HEAD", Project: "default", Namespace: "argocd"}
+	tree, err := overlays.Render(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, objs, _ := strings.Cut(string(tree[overlays.ArgoCDDir+"/"+overlays.ArgoCDHealthFile]), "---\n")
+	objs = strings.Replace(objs, "\n  namespace: argocd\n", "\n", 1)
+	file := filepath.Join(src, overlays.ArgoCDHealthFile)
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, committed, _ := strings.Cut(string(b), "---\n")
+	if committed != objs {
+		if os.Getenv("MESHFLEET_UPDATE") != "" {
+			if err := os.WriteFile(file, []byte(header+"---\n"+objs), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			t.Errorf("%s is not the argocd-cm patch meshfleet renders; run with MESHFLEET_UPDATE=1:\n%s", file, objs)
+		}
+	}
+
+	// Argo CD's installation, reduced to the objects the component patches.
+	dir := t.TempDir()
+	rel, err := filepath.Rel(dir, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{
+		"kustomization.yaml": "namespace: argocd\nresources:\n- argocd.yaml\ncomponents:\n- " + filepath.ToSlash(rel) + "\n",
+		"argocd.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: argocd-repo-server
+spec:
+  selector:
+    matchLabels: {app.kubernetes.io/name: argocd-repo-server}
+  template:
+    metadata:
+      labels: {app.kubernetes.io/name: argocd-repo-server}
+    spec:
+      containers:
+      - name: argocd-repo-server
+        image: quay.io/argoproj/argocd
+      volumes:
+      - {name: var-files, emptyDir: {}}
+      - {name: plugins, emptyDir: {}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: argocd-cm
+data:
+  url: https://argocd.example.net
+`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := decodeStream(t, mustKustomize(t, "build", dir))
+	var cm, repoServer, plugin bool
+	for _, o := range out {
+		md, _ := o["metadata"].(map[string]any)
+		if md["namespace"] != "argocd" {
+			t.Errorf("%s %s is not in namespace argocd", o["kind"], md["name"])
+		}
+		switch md["name"] {
+		case "argocd-cm":
+			data, _ := o["data"].(map[string]any)
+			cm = data["url"] != nil && data["resource.customizations.health.Secret"] != nil && data["resource.customizations.health.argoproj.io_Application"] != nil
+		case "argocd-repo-server":
+			repoServer = strings.Contains(fmt.Sprint(o["spec"]), "name:meshfleet ")
+		case "meshfleet-plugin":
+			plugin = true
+		}
+	}
+	if !cm || !repoServer || !plugin {
+		t.Errorf("examples/argocd in Argo CD's kustomization: argocd-cm merged %v, sidecar %v, plugin.yaml %v; want all", cm, repoServer, plugin)
+	}
+}
