@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/meshfleet/meshfleet/generator/fleet"
+	"github.com/meshfleet/meshfleet/overlays"
 )
 
 // deliveryWarnings compares the output directory with where the fleet's
@@ -79,4 +80,38 @@ func repoRoot(dir string) (string, bool) {
 			return "", false
 		}
 	}
+}
+
+// fluxBootstrapAbove refuses an output directory inside a Flux bootstrap
+// path: a parent, up to the repository's root, that holds flux-system/
+// (what `flux bootstrap --path` writes) and no kustomization.yaml. Flux's
+// own Kustomization then builds that directory with a kustomization it
+// generates from every manifest and overlay under it, so it would apply
+// every cluster's overlay (and the Flux and Argo CD ones) to the one
+// cluster it runs in. A kustomization.yaml there lists what Flux applies,
+// and meshfleet's tree is applied only if it lists it. (A flux-system
+// directory beside a kustomization.yaml meshfleet writes is refused by
+// [overlays.Compare].)
+func fluxBootstrapAbove(out string) error {
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return nil
+	}
+	root, ok := repoRoot(abs)
+	if !ok {
+		return nil
+	}
+	for d := filepath.Dir(abs); strings.HasPrefix(d, root); d = filepath.Dir(d) {
+		if fi, err := os.Lstat(filepath.Join(d, overlays.FluxSystemDir)); err == nil && fi.IsDir() {
+			if _, err := os.Lstat(filepath.Join(d, overlays.Kustomize)); errors.Is(err, fs.ErrNotExist) {
+				rel, _ := filepath.Rel(abs, d)
+				return fmt.Errorf("%s: inside the Flux bootstrap path %s (it holds %s/ and no %s): Flux would apply every overlay under it, of every cluster, to its own cluster. Render the mesh outside it (e.g. -o mesh/rendered), or list what Flux applies there in a %s",
+					quote(out), quote(filepath.Join(out, rel)), overlays.FluxSystemDir, overlays.Kustomize, overlays.Kustomize)
+			}
+		}
+		if d == root || filepath.Dir(d) == d {
+			break
+		}
+	}
+	return nil
 }

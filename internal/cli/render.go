@@ -54,6 +54,9 @@ func (o *outFlags) prepare(name string, io IO) (*fleet.Fleet, *overlays.Changes,
 	for _, w := range deliveryWarnings(f, o.out) {
 		fmt.Fprintln(io.Err, w)
 	}
+	if err := fluxBootstrapAbove(o.out); err != nil {
+		return nil, nil, nil, err
+	}
 	open := overlays.OpenForCheck
 	if name == "render" {
 		open = overlays.OpenForRender
