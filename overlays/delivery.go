@@ -30,7 +30,7 @@ func stageWave(stage string) int { return 2 * slices.Index(argoStageOrder, stage
 // fluxHelmReleases writes the Flux objects that run a stage's charts into
 // dir and returns the file's name. Releases of a stage depend on each
 // other in order (istiod waits for base).
-func (l *layoutTree) fluxHelmReleases(dir string, s mesh.Stage, withRepo bool) string {
+func (l *layout) fluxHelmReleases(dir string, s mesh.Stage, withRepo bool) string {
 	var objs []mesh.Object
 	if withRepo {
 		spec := map[string]any{"interval": "1h", "url": s.Charts[0].Repo}

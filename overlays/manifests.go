@@ -41,7 +41,7 @@ func ClusterManifests(f *fleet.Fleet, cluster string, host Host) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	t, err := layout(p, true)
+	t, err := layoutWith(p, true)
 	if err != nil {
 		return nil, err
 	}
