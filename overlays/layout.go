@@ -158,8 +158,12 @@ func (l *layout) file(name, comment string, objs []mesh.Object) {
 	b.WriteString(comment)
 	for _, o := range objs {
 		b.WriteString("---\n")
-		if err := marshal(&b, o); err != nil && l.err == nil {
-			l.err = fmt.Errorf("marshal %s: %w", name, err)
+		err := noSecrets(o)
+		if err == nil {
+			err = marshal(&b, o)
+		}
+		if err != nil && l.err == nil {
+			l.err = fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	l.t[name] = b.Bytes()
@@ -188,7 +192,7 @@ func (l *layout) kustomizationWithComment(dir, comment string, resources []strin
 	}
 	b.WriteString("resources:\n")
 	for _, r := range resources {
-		fmt.Fprintf(&b, "- %s\n", r)
+		fmt.Fprintf(&b, "- %s\n", scalar(r))
 	}
 	l.t[path.Join(dir, Kustomize)] = b.Bytes()
 }

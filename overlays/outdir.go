@@ -58,24 +58,20 @@ func OpenForRender(dir string) (*Output, error) {
 	if err := checkParents(dir); err != nil {
 		return nil, err
 	}
-	fi, err := os.Lstat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	exists, err := outputDirExists(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
 		if o.created, err = mkdirAll(dir); err != nil {
 			o.Close()
 			return nil, err
 		}
-	case err != nil:
-		return nil, err
-	case fi.Mode()&fs.ModeSymlink != 0:
-		return nil, fmt.Errorf("%s: the output directory is a symbolic link; give the directory it points to, if you trust it", show(dir))
-	case !fi.IsDir():
-		return nil, fmt.Errorf("%s: the output directory is not a directory", show(dir))
 	}
 	if err := o.open(true); err != nil {
 		return nil, err
 	}
-	fi, err = o.root.Lstat(StagingDir)
+	fi, err := o.root.Lstat(StagingDir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -94,6 +90,23 @@ func OpenForRender(dir string) (*Output, error) {
 	return o, nil
 }
 
+// outputDirExists reports whether the output directory dir exists, and
+// refuses it when it is a symbolic link or not a directory.
+func outputDirExists(dir string) (bool, error) {
+	fi, err := os.Lstat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	case err != nil:
+		return false, err
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return false, fmt.Errorf("%s: the output directory is a symbolic link; give the directory it points to, if you trust it", show(dir))
+	case !fi.IsDir():
+		return false, fmt.Errorf("%s: the output directory is not a directory", show(dir))
+	}
+	return true, nil
+}
+
 // OpenForCheck opens dir for reading. A directory that does not exist
 // reads as empty. A directory where a render was killed half way is an
 // error: it is not up to date, whatever its files say.
@@ -102,16 +115,8 @@ func OpenForCheck(dir string) (*Output, error) {
 	if err := checkParents(dir); err != nil {
 		return nil, err
 	}
-	fi, err := os.Lstat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return o, nil
-	case err != nil:
-		return nil, err
-	case fi.Mode()&fs.ModeSymlink != 0:
-		return nil, fmt.Errorf("%s: the output directory is a symbolic link; give the directory it points to, if you trust it", show(dir))
-	case !fi.IsDir():
-		return nil, fmt.Errorf("%s: the output directory is not a directory", show(dir))
+	if exists, err := outputDirExists(dir); err != nil || !exists {
+		return o, err
 	}
 	if err := o.open(false); err != nil {
 		return nil, err

@@ -7,8 +7,9 @@ import (
 	"sync"
 
 	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/meshfleet/meshfleet/generator/fleet"
 )
 
 // Verify builds the overlays in dirs of t with kustomize, exactly as
@@ -45,11 +46,7 @@ func Build(t Tree, dir string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := build(fs, dir)
-	if err != nil {
-		return nil, err
-	}
-	return m.AsYaml()
+	return build(fs, dir)
 }
 
 func memFS(t Tree) (filesys.FileSystem, error) {
@@ -75,7 +72,17 @@ func BuildOptions() *krusty.Options {
 // kustomize knows only the built-in kinds' scope.
 var clusterScopedCRDs = map[string]bool{"sailoperator.io/Istio": true, "sailoperator.io/IstioRevisionTag": true}
 
-func build(fs filesys.FileSystem, dir string) (resmap.ResMap, error) {
+// build builds the overlay in dir and prints it, as `kustomize build`
+// does: kustomize can build objects whose printed YAML it cannot produce
+// (a NEL character in a key), and that is a failed build too.
+func build(fs filesys.FileSystem, dir string) (y []byte, err error) {
+	// kustomize panics on some input (an empty annotation key); that is
+	// a refusal, not a crash of meshfleet.
+	defer func() {
+		if r := recover(); r != nil {
+			y, err = nil, fmt.Errorf("kustomize build %s: kustomize failed on this overlay: %s", dir, fleet.Escape(fmt.Sprint(r)))
+		}
+	}()
 	m, err := krusty.MakeKustomizer(BuildOptions()).Run(fs, "/"+dir)
 	if err != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
@@ -90,5 +97,8 @@ func build(fs filesys.FileSystem, dir string) (resmap.ResMap, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return m, nil
+	if y, err = m.AsYaml(); err != nil {
+		return nil, fmt.Errorf("kustomize build %s: kustomize cannot print the result: %s", dir, fleet.Escape(err.Error()))
+	}
+	return y, nil
 }

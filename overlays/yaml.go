@@ -2,12 +2,14 @@ package overlays
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // marshal writes v (maps, slices, strings, bools and ints, as built by the
@@ -49,10 +51,14 @@ func emit(b *bytes.Buffer, v any, indent int, inSeq bool) error {
 			return nil
 		}
 		for i, k := range sortedKeys(v) {
+			key, err := keyScalar(k)
+			if err != nil {
+				return err
+			}
 			if i > 0 || !inSeq {
 				b.WriteString(pad)
 			}
-			b.WriteString(scalar(k))
+			b.WriteString(key)
 			b.WriteByte(':')
 			if err := value(b, v[k], indent); err != nil {
 				return fmt.Errorf("%s: %w", k, err)
@@ -102,6 +108,9 @@ func value(b *bytes.Buffer, v any, indent int) error {
 		b.WriteByte('\n')
 		return emit(b, v, indent, false) // sequences sit at the key's indentation
 	case string:
+		if !utf8.ValidString(v) {
+			return fmt.Errorf("%s is not valid UTF-8", strconv.QuoteToASCII(v))
+		}
 		if literalOK(v) {
 			b.WriteString(" |\n")
 			pad := strings.Repeat("  ", indent+1)
@@ -127,56 +136,131 @@ func value(b *bytes.Buffer, v any, indent int) error {
 func leaf(v any) (string, error) {
 	switch v := v.(type) {
 	case string:
+		if !utf8.ValidString(v) {
+			return "", fmt.Errorf("%s is not valid UTF-8", strconv.QuoteToASCII(v))
+		}
 		return scalar(v), nil
 	case bool:
 		return strconv.FormatBool(v), nil
 	case int:
 		return strconv.Itoa(v), nil
 	case float64:
-		return strconv.FormatFloat(v, 'g', -1, 64), nil
+		return formatFloat(v)
 	case nil:
 		return "null", nil
 	}
 	return "", fmt.Errorf("cannot write %T as YAML", v)
 }
 
+// formatFloat writes a float that YAML 1.1 (kustomize's JSON conversion)
+// and YAML 1.2 both read as the same float: with a '.' before an
+// exponent, whose sign is explicit.
+func formatFloat(v float64) (string, error) {
+	if math.IsInf(v, 0) || math.IsNaN(v) {
+		return "", fmt.Errorf("%v is not a number JSON or Kubernetes can hold", v)
+	}
+	s := strconv.FormatFloat(v, 'g', -1, 64)
+	if mant, exp, ok := strings.Cut(s, "e"); ok && !strings.Contains(mant, ".") {
+		s = mant + ".0e" + exp
+	}
+	return s, nil
+}
+
 // plain matches strings that YAML reads back as the same string when
-// written without quotes: they start with a letter, '/', '_' or "./", contain
+// written without quotes: they start with a letter, '/', '_', "./" or "../", contain
 // no ": " or " #", and are none of YAML 1.1's booleans or nulls.
-var plain = regexp.MustCompile(`^([A-Za-z_/]|\./)[A-Za-z0-9_./=,:@+ -]*$`)
+var plain = regexp.MustCompile(`^([A-Za-z_/]|\.\.?/)[A-Za-z0-9_./=,:@+ -]*$`)
 
 var reserved = map[string]bool{
 	"y": true, "yes": true, "n": true, "no": true, "true": true, "false": true,
 	"on": true, "off": true, "null": true,
 }
 
+// maxKey is the longest key written: YAML limits implicit keys to 1024
+// characters, and no Kubernetes field name or map key comes near it.
+const maxKey = 1000
+
+// keyScalar writes a mapping key, or refuses one YAML cannot hold as an
+// implicit key.
+func keyScalar(k string) (string, error) {
+	if !utf8.ValidString(k) {
+		return "", fmt.Errorf("key %s is not valid UTF-8", strconv.QuoteToASCII(k))
+	}
+	if k == "<<" {
+		// Quoted, it is a plain string key to YAML, but kustomize drops it
+		// as a merge key.
+		return "", fmt.Errorf(`key "<<" is read as a YAML merge key by kustomize, which drops it`)
+	}
+	s := scalar(k)
+	if len(s) > maxKey {
+		return "", fmt.Errorf("key %.40q... is %d bytes long; YAML keys are limited to 1024 characters", k, len(k))
+	}
+	return s, nil
+}
+
+// scalar writes a string as a plain scalar when that reads back as the
+// same string, else double-quoted. s must be valid UTF-8.
 func scalar(s string) string {
 	if plain.MatchString(s) && !reserved[strings.ToLower(s)] &&
 		!strings.Contains(s, ": ") && !strings.Contains(s, " #") &&
 		!strings.HasSuffix(s, " ") && !strings.HasSuffix(s, ":") {
 		return s
 	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // a JSON string is a valid YAML double-quoted scalar
-	return strings.TrimSuffix(b.String(), "\n")
+	return doubleQuoted(s)
+}
+
+// doubleQuoted writes s as a YAML double-quoted scalar that every YAML
+// 1.1 and 1.2 parser reads back as s: every character that is not
+// printable (controls, C1, NEL, line and paragraph separators, BOM and
+// other format characters, non-ASCII spaces) is escaped, and nothing
+// that could fold or break a line is left raw.
+func doubleQuoted(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"':
+			b.WriteString(`\"`)
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == ' ' || r < utf8.RuneSelf && r > ' ' && r < 0x7f:
+			b.WriteRune(r)
+		case r < 0x100 && !unicode.IsPrint(r):
+			fmt.Fprintf(&b, `\x%02X`, r)
+		case r < 0x10000 && !unicode.IsPrint(r):
+			fmt.Fprintf(&b, `\u%04X`, r)
+		case !unicode.IsPrint(r):
+			fmt.Fprintf(&b, `\U%08X`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 // literalOK reports whether s can be written as a "|" block and read back
-// unchanged: several lines, one final newline, printable, and no line
-// that starts with a space (that would change the block's indentation).
+// unchanged: several lines, the first not empty and not indented, one
+// final newline, only printable characters, and no trailing white space
+// on any line (that would change the block's indentation or be lost).
 func literalOK(s string) bool {
-	if !strings.Contains(s, "\n") || !strings.HasSuffix(s, "\n") || strings.HasSuffix(s, "\n\n") || strings.HasPrefix(s, " ") {
+	if !strings.Contains(s, "\n") || !strings.HasSuffix(s, "\n") || strings.HasSuffix(s, "\n\n") ||
+		strings.HasPrefix(s, " ") || strings.HasPrefix(s, "\n") || strings.HasPrefix(s, "\t") {
 		return false
 	}
 	for _, r := range s {
-		if r != '\n' && (r < ' ' || r == 0x7f || r == '\uFEFF') {
+		if r != '\n' && r != '\t' && r != ' ' && !unicode.IsPrint(r) {
 			return false
 		}
 	}
 	for line := range strings.Lines(s) {
-		if strings.HasSuffix(strings.TrimSuffix(line, "\n"), " ") {
+		if strings.TrimRight(line, " \t\n") != strings.TrimSuffix(line, "\n") {
 			return false
 		}
 	}

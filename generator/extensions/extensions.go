@@ -21,6 +21,7 @@ package extensions
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -44,41 +45,54 @@ type patch struct {
 	Patch map[string]any `json:"patch"`
 }
 
-// Apply runs every extension of the fleet for every cluster of p.
+// Apply runs every extension of the fleet for every cluster of p. The
+// Jsonnet is evaluated through [fleet.EvalJsonnet], so under the limits
+// of the fleet's [fleet.Isolator]. Extensions may not add secret material
+// (Secrets with data, private keys, tokens, credentials in URLs) nor patch
+// it into planned objects; such a refusal names the extension file and
+// the position in it of the offending value.
 func Apply(p *mesh.Plan) error {
 	f := p.Fleet
 	if len(f.Spec.Extensions) == 0 {
 		return nil
 	}
-	vm, err := fleet.JsonnetVM(f.Dir)
-	if err != nil {
-		return err
-	}
 	meshArg, err := json.Marshal(meshArgument(f))
 	if err != nil {
 		return err
 	}
-	vm.TLACode("mesh", string(meshArg))
+	var jobs []fleet.JsonnetJob
 	for i := range p.Clusters {
 		c := &p.Clusters[i]
-		vm.TLAVar("cluster", c.Name)
-		vm.TLAVar("role", string(c.Role))
-		vm.TLAVar("network", c.Network)
 		for _, ext := range f.Spec.Extensions {
+			jobs = append(jobs, fleet.JsonnetJob{
+				File:    ext.Jsonnet, // resolved in f.Dir
+				TLAVars: map[string]string{"cluster": c.Name, "role": string(c.Role), "network": c.Network},
+				TLACode: map[string]string{"mesh": string(meshArg)},
+			})
+		}
+	}
+	outs, err := fleet.EvalJsonnet(f.Dir, jobs)
+	if err != nil {
+		var je *fleet.JsonnetError
+		if errors.As(err, &je) && je.Job < len(jobs) {
+			return fmt.Errorf("%s (extension evaluated for cluster %s)", je.Msg, fleet.Quote(jobs[je.Job].TLAVars["cluster"]))
+		}
+		return err
+	}
+	for i := range p.Clusters {
+		c := &p.Clusters[i]
+		for j, ext := range f.Spec.Extensions {
 			file := filepath.Join(f.Dir, ext.Jsonnet)
-			out, err := vm.EvaluateFile(ext.Jsonnet) // resolved in f.Dir by the VM
-			if err != nil {
-				return fmt.Errorf("extension %s for cluster %s:\n%s", file, c.Name, strings.TrimSpace(err.Error()))
-			}
+			out := outs[i*len(f.Spec.Extensions)+j]
 			var r result
 			dec := json.NewDecoder(strings.NewReader(out))
 			dec.UseNumber()
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&r); err != nil {
-				return fmt.Errorf("extension %s for cluster %s: want an object with resources and patches: %w", file, c.Name, err)
+				return fmt.Errorf("%s: want an object with resources and patches: %s (cluster %s)", fleet.Escape(file), fleet.Escape(err.Error()), c.Name)
 			}
 			if err := apply(c, file, r); err != nil {
-				return fmt.Errorf("extension %s for cluster %s: %w", file, c.Name, err)
+				return fmt.Errorf("%s%s (cluster %s)", fleet.Escape(file), fleet.Escape(locate(file, err)), c.Name)
 			}
 		}
 	}
@@ -105,12 +119,18 @@ func apply(c *mesh.Cluster, file string, r result) error {
 			return fmt.Errorf("resources[%d] has no kind", i)
 		}
 		normalize(o)
+		if err := refuseSecrets(fmt.Sprintf("resources[%d]", i), o); err != nil {
+			return err
+		}
 	}
 	for i, pt := range r.Patches {
 		if pt.Target.Kind == "" || pt.Target.Name == "" {
 			return fmt.Errorf("patches[%d]: target needs kind and name", i)
 		}
 		normalize(pt.Patch)
+		if err := refusePatch(fmt.Sprintf("patches[%d]", i), pt); err != nil {
+			return err
+		}
 		matched := 0
 		each(c, func(o mesh.Object) mesh.Object {
 			md, _ := o["metadata"].(map[string]any)
@@ -122,7 +142,7 @@ func apply(c *mesh.Cluster, file string, r result) error {
 			return mergePatch(o, pt.Patch).(map[string]any)
 		})
 		if matched == 0 {
-			return fmt.Errorf("patches[%d]: no %s %s in cluster %s", i, pt.Target.Kind, pt.Target.Name, c.Name)
+			return fmt.Errorf("patches[%d]: matches no object: the cluster has no %s %s", i, pt.Target.Kind, pt.Target.Name)
 		}
 	}
 	if len(r.Resources) > 0 {

@@ -111,7 +111,7 @@ func TestApplyErrors(t *testing.T) {
 
 		name: "runtime error keeps Jsonnet's position",
 		ext:  "function(cluster, role, network, mesh)\n  if role == 'primary' then error 'no primaries here' else {}",
-		want: "/fleet/ext/x.jsonnet:2:29-54",
+		want: "/fleet/ext/x.jsonnet:2:29: no primaries here (extension evaluated for cluster a)",
 	}, {
 		name:  "import outside the fleet's directory",
 		ext:   `import '../../secret.libsonnet'`,
@@ -135,7 +135,52 @@ func TestApplyErrors(t *testing.T) {
 		})
 	}
 	_, err := plan(t, `{ patches: [{ target: { kind: 'Namespace', name: 'istio-sytem' }, patch: {} }] }`, nil)
-	if want := "for cluster a: patches[0]: no Namespace istio-sytem in cluster a"; err == nil || !strings.HasSuffix(err.Error(), want) {
+	if want := "/fleet/ext/x.jsonnet: patches[0]: matches no object: the cluster has no Namespace istio-sytem (cluster a)"; err == nil || !strings.HasSuffix(err.Error(), want) {
 		t.Errorf("Apply = %v, want it to end in %q", err, want)
+	}
+}
+
+// TestApplyRefusesSecrets: no extension can add or patch secret material,
+// and the refusal points into the extension file.
+func TestApplyRefusesSecrets(t *testing.T) {
+	const key = "-----BEGIN RSA PRIVATE KEY-----\\nMIIEow\\n-----END RSA PRIVATE KEY-----\\n"
+	const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2lnbmF0dXJl"
+	tests := []struct{ name, ext, want string }{
+		{"Secret with data", "{\n  resources: [{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 's', namespace: 'istio-system' },\n    data: { k: 'dg==' } }],\n}",
+			"x.jsonnet:3:5: resources[0].data: extensions may not add Secrets with data"},
+		{"Secret with stringData", "{ resources: [{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 's', namespace: 'x' }, stringData: { k: 'v' } }] }",
+			"x.jsonnet:1:92: resources[0].stringData: extensions may not add Secrets with data"},
+		{"ConfigMap with a private key", "{ resources: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'x' },\n  data: { 'tls.key': '" + key + "' } }] }",
+			"x.jsonnet:2:22: resources[0].data.tls.key: holds a PEM private key"},
+		{"ConfigMap with a base64 private key", "{ resources: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'x' }, binaryData: { k: std.base64('" + key + "') } }] }",
+			"resources[0].binaryData.k: holds a PEM private key (base64-encoded)"},
+		{"kubeconfig with a token", "{ resources: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'x' }, data: { kubeconfig: 'users:\\n- name: a\\n  user:\\n    token: abc123\\n' } }] }",
+			"resources[0].data.kubeconfig: holds a credential"},
+		{"JWT in an annotation", "{ resources: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'x', annotations: { t: '" + jwt + "' } } }] }",
+			"x.jsonnet:1:111: resources[0].metadata.annotations.t: holds a JSON Web Token"},
+		{"URL with credentials", "{ resources: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'x' }, data: { repo: 'https://user:pw@git.example.net/r.git' } }] }",
+			"resources[0].data.repo: holds a URL with a password"},
+		{"token in a URL query", "{ resources: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'x' }, data: { u: 'https://h.example.net/x?access_token=abc' } }] }",
+			"resources[0].data.u: holds a URL with a credential-like query parameter"},
+		{"ConfigMap with a token entry", "{ resources: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'x' },\n  data: { 'github-token': 'abc' } }] }",
+			"x.jsonnet:2:11: resources[0].data.github-token: a data entry named like a credential"},
+		{"ConfigMap patched with a key file", "{ patches: [{ target: { kind: 'Namespace', name: 'istio-system' }, patch: { data: { 'tls.key': 'x' } } }] }",
+			"patches[0].patch.data.tls.key: a data entry named like a credential"},
+		{"key too long for YAML", "{ resources: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'x' },\n  data: { ['" + strings.Repeat("k", 1100) + "']: 'v' } }] }",
+			"x.jsonnet:2:11: resources[0].data: a key of 1100 bytes"},
+		{"merge key", "{ resources: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'x' }, data: { '<<': 'v' } }] }",
+			"resources[0].data: key \"<<\""},
+		{"patch into cacerts", "{ patches: [{ target: { kind: 'Secret', name: 'cacerts' },\n  patch: { stringData: { 'ca-key.pem': 'x' } } }] }",
+			"x.jsonnet:2:12: patches[0].patch.stringData: extensions may not patch the stringData of Secret cacerts"},
+		{"key material patched anywhere", "{ patches: [{ target: { kind: 'Namespace', name: 'istio-system' }, patch: { metadata: { annotations: { k: '" + key + "' } } } }] }",
+			"patches[0].patch.metadata.annotations.k: holds a PEM private key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := plan(t, tt.ext, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Apply = %v, want an error containing %q", err, tt.want)
+			}
+		})
 	}
 }

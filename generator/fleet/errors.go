@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Position is a place in a fleet file. Line and Column are 1-based; zero
@@ -64,11 +66,72 @@ func (es Errors) withoutEchoes() Errors {
 	})
 }
 
+// Error is one line: FILE:LINE:COL: field.path: message. Control
+// characters, line breaks and other invisible characters anywhere in it
+// are escaped, so a name in the fleet cannot forge more error lines.
 func (e *Error) Error() string {
+	pos := e.Pos
+	pos.File = Escape(pos.File)
 	if e.Path == "" {
-		return fmt.Sprintf("%s: %s", e.Pos, e.Msg)
+		return fmt.Sprintf("%s: %s", pos, Escape(e.Msg))
 	}
-	return fmt.Sprintf("%s: %s: %s", e.Pos, e.Path, e.Msg)
+	return fmt.Sprintf("%s: %s: %s", pos, Escape(e.Path), Escape(e.Msg))
+}
+
+// Escape replaces every character of s that is not printable (control
+// characters, line and paragraph separators, NEL, BOM and other format
+// characters, invalid UTF-8) with a Go escape sequence; s stays one line.
+func Escape(s string) string {
+	if printable(s) {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, n := utf8.DecodeRuneInString(s[i:]); n == 1 {
+				fmt.Fprintf(&b, `\x%02x`, s[i])
+				continue
+			}
+		}
+		if r == ' ' || unicode.IsPrint(r) {
+			b.WriteRune(r)
+			continue
+		}
+		q := strconv.QuoteRune(r)
+		b.WriteString(q[1 : len(q)-1])
+	}
+	return b.String()
+}
+
+func printable(s string) bool {
+	for _, r := range s {
+		if r != ' ' && (!unicode.IsPrint(r) || r == utf8.RuneError) {
+			return false
+		}
+	}
+	return true
+}
+
+// Quote returns s as it is when it is a plain name (letters, digits and
+// "_-./:@" only), else double-quoted with Go escapes.
+func Quote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:@") == "" {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+// joinPath joins field labels with dots, quoting labels that are not
+// identifiers (as CUE does): cluster "a.b" is spec.clusters."a.b".
+func joinPath(labels []string) string {
+	q := make([]string, len(labels))
+	for i, l := range labels {
+		if l == "" || strings.Trim(l, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != "" {
+			l = strconv.Quote(l)
+		}
+		q[i] = l
+	}
+	return strings.Join(q, ".")
 }
 
 // Errors is every problem found in one fleet file, in document order.

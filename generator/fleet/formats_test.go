@@ -182,9 +182,7 @@ kind: "MeshFleet" +
   metadata: { name: 'formats' },
 }
 `,
-			want: `fleet.jsonnet:4:3-11 Expected a comma before next field
-
-  metadata: { name: 'formats' },`,
+			want: `fleet.jsonnet:4:3: Expected a comma before next field`,
 		},
 		{
 			name:     "Jsonnet runtime error",
@@ -197,13 +195,7 @@ kind: "MeshFleet" +
   spec: { clusters: { east: cluster('secondary') } },
 }
 `,
-			want: "RUNTIME ERROR: unknown role secondary\n" +
-				"\tfleet.jsonnet:(2:3)-(3:17)\t\n" +
-				"\tfleet.jsonnet:6:29-49\tobject <anonymous>\n" +
-				"\tField \"east\"\t\n" +
-				"\tField \"clusters\"\t\n" +
-				"\tField \"spec\"\t\n" +
-				"\tDuring manifestation",
+			want: "fleet.jsonnet:2:3: unknown role secondary",
 		},
 		{
 			name:     "Jsonnet that is not an object",

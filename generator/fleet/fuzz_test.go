@@ -1,12 +1,15 @@
 package fleet_test
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/google/go-jsonnet"
 
 	"github.com/meshfleet/meshfleet/generator/fleet"
 )
@@ -58,6 +61,13 @@ func FuzzParse(f *testing.F) {
 		f.Add(uint8(0), src(s))
 	}
 	f.Add(uint8(2), []byte(`spec: clusters: [N=string]: apiServer: "https://\(N)"`))
+	// CR line breaks made CUE's YAML decoder panic (issue 10).
+	f.Add(uint8(0), []byte(" \r\r::\r\r"))
+	f.Add(uint8(0), []byte("a:\r b\r\n- c\r"))
+	f.Add(uint8(0), []byte("a: \"\u2028\"\nb: \u0085\n"))
+	f.Add(uint8(1), []byte("{\"a\": \"\u2028\u0085\"}"))
+	f.Add(uint8(0), []byte("a: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n"))
+	f.Add(uint8(0), []byte("\xff\xfe"))
 	f.Add(uint8(2), []byte(`apiVersion: 1 & 2`))
 
 	f.Fuzz(func(t *testing.T, kind uint8, in []byte) {
@@ -107,6 +117,64 @@ func FuzzParse(f *testing.F) {
 			if e.Pos.Line < 0 || e.Pos.Line > lines || e.Pos.Column < 0 {
 				t.Errorf("error %q is outside the %d lines of the file", e, lines)
 			}
+			if line := e.Error(); strings.ContainsAny(line, "\n\r\u0085\u2028\u2029\x1b") {
+				t.Errorf("error %q is not one escaped line", line)
+			}
 		}
 	})
 }
+
+// FuzzParseJsonnet checks Jsonnet fleet files: the parser on every input,
+// the whole of Parse on inputs that cannot loop or allocate without bound
+// (no functions, locals, comprehensions, imports or standard library),
+// since in-process evaluation is bounded only by the process (meshfleet
+// evaluates in a child process with limits, package sandbox).
+func FuzzParseJsonnet(f *testing.F) {
+	b, err := os.ReadFile(filepath.Join("testdata", "formats", "fleet.jsonnet"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte(validJsonnet))
+	for _, s := range []string{"{", "}", "[]", "{a: 'x' + 1}", "{a: error 'e\\nfleet.jsonnet:1:1: forged'}", "local x = 1; x", "{a: |||\n  x\n|||}", "{['a\\u2028']: 1}"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) > 4096 {
+			return
+		}
+		_, _ = jsonnet.SnippetToAST("fleet.jsonnet", string(in)) // must not panic
+		for _, unbounded := range []string{"function", "local", "for", "import", "std", "$", "self", "super", "::", "%", "*"} {
+			if bytes.Contains(in, []byte(unbounded)) {
+				return
+			}
+		}
+		_, err := fleet.Parse("fleet.jsonnet", in)
+		if err == nil {
+			return
+		}
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if !strings.HasPrefix(line, "fleet.jsonnet") {
+				t.Errorf("error line %q does not name the file", line)
+			}
+			if strings.Contains(line, "INTERNAL ERROR") {
+				t.Errorf("error line %q", line)
+			}
+		}
+	})
+}
+
+const validJsonnet = `{
+  apiVersion: 'meshfleet.dev/v1alpha1',
+  kind: 'MeshFleet',
+  metadata: { name: 'demo' },
+  spec: {
+    mesh: { id: 'mesh1' },
+    istio: { version: '1.31.1' },
+    clusters: {
+      east: { role: 'primary', network: 'net1', apiServer: 'https://east.example.net:6443' },
+      west: { role: 'primary', network: 'net1', apiServer: 'https://west.example.net:6443' },
+    },
+  },
+}
+`

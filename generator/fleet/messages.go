@@ -102,14 +102,14 @@ func thing(path []string) string {
 // unknownField explains a field the schema does not allow: the known
 // field it is probably a typo of, a cluster written one level too far
 // out, or the fields that are allowed.
-func unknownField(data cue.Value, path []string, line int) string {
+func unknownField(locate locator, path []string, line int) string {
 	name := path[len(path)-1]
 	parent := path[:len(path)-1]
 	allowed := fieldNames(parent)
 	if s := closest(name, allowed); s != "" {
 		return fmt.Sprintf("unknown field %q (did you mean %q?)", name, s)
 	}
-	if slices.Equal(parent, []string{"spec"}) && looksLikeCluster(data, path) {
+	if slices.Equal(parent, []string{"spec"}) && looksLikeCluster(locate, path) {
 		return fmt.Sprintf("unknown field %q; it looks like a cluster, and clusters go under spec.clusters: check the indentation of line %d", name, line)
 	}
 	if len(allowed) == 0 {
@@ -118,13 +118,19 @@ func unknownField(data cue.Value, path []string, line int) string {
 	return fmt.Sprintf("unknown field %q (allowed here: %s)", name, strings.Join(allowed, ", "))
 }
 
-func looksLikeCluster(data cue.Value, path []string) bool {
-	sels := make([]cue.Selector, len(path))
-	for i, s := range path {
-		sels[i] = cue.Str(s)
+func looksLikeCluster(locate locator, path []string) bool {
+	if locate == nil {
+		return false
 	}
-	v := data.LookupPath(cue.MakePath(sels...))
-	return v.LookupPath(cue.ParsePath("role")).Exists() || v.LookupPath(cue.ParsePath("network")).Exists()
+	// A missing field is placed at its parent's key: a field of its own
+	// has another position.
+	at := locate(path, true)
+	for _, f := range []string{"role", "network"} {
+		if locate(append(slices.Clip(path), f), true) != at {
+			return true
+		}
+	}
+	return false
 }
 
 // closest is the candidate that name is most probably a misspelling of,

@@ -96,8 +96,8 @@ func TestMessages(t *testing.T) {
 		{
 			name: "a missing extension",
 			old:  "  clusters:", new: "  extensions:\n  - jsonnet: ext/missing.jsonnet\n  - jsonnet: ../outside.jsonnet\n  clusters:",
-			want: `fleet.yaml:11:14: spec.extensions.0.jsonnet: "ext/missing.jsonnet" does not exist (extensions are relative to the fleet file's directory)` + "\n" +
-				`fleet.yaml:12:14: spec.extensions.1.jsonnet: "../outside.jsonnet" is outside the fleet file's directory: an extension is a path relative to it, inside it`,
+			want: `fleet.yaml:11:14: spec.extensions.0.jsonnet: ext/missing.jsonnet does not exist (extensions are relative to the fleet file's directory)` + "\n" +
+				`fleet.yaml:12:14: spec.extensions.1.jsonnet: "../outside.jsonnet" is not a relative path of plain names (letters, digits, '_', '-', '.') below the fleet file's directory`,
 		},
 	}
 	for _, tt := range tests {

@@ -9,9 +9,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
-
-	"cuelang.org/go/cue"
 )
 
 // Role is what a cluster does in the mesh.
@@ -50,9 +47,10 @@ type Fleet struct {
 	// Dir is the directory of the fleet file: extensions are relative to it.
 	Dir string `json:"-"`
 
-	// filename and data are the fleet file as parsed, for [Fleet.Pos].
-	filename string
-	data     cue.Value
+	remotes map[string][]*Cluster // by controlPlane, sorted by name
+	// fields are where the fields of [PositionedFields] are in the fleet
+	// file, for [Fleet.Pos].
+	fields map[string]FieldPos
 }
 
 // Metadata names the fleet.
@@ -216,30 +214,63 @@ func (f *Fleet) index() {
 		f.Clusters = append(f.Clusters, c)
 	}
 	sort.Slice(f.Clusters, func(i, j int) bool { return f.Clusters[i].Name < f.Clusters[j].Name })
+	f.remotes = nil
+	f.indexRemotes()
 }
 
-// Pos returns where the field at path (one label an element) is in the
-// fleet file: the start of its value, or, for a field the file leaves out
-// (one that takes its default), the key of the closest field it holds.
-func (f *Fleet) Pos(path ...string) Position {
-	return lookupPos(f.filename, f.data, path, false)
-}
-
-// Written reports whether the fleet file writes the field at path, rather
-// than leaving it to its default.
-func (f *Fleet) Written(path ...string) bool {
-	sels := make([]cue.Selector, len(path))
-	for i, s := range path {
-		sels[i] = cue.Str(s)
+// indexRemotes finds every primary's remotes once: asking each cluster
+// of a large fleet for them would take n² steps.
+func (f *Fleet) indexRemotes() {
+	if f.remotes != nil {
+		return
 	}
-	return f.data.Exists() && f.data.LookupPath(cue.MakePath(sels...)).Exists()
+	f.remotes = map[string][]*Cluster{}
+	for _, c := range f.Clusters {
+		if c.Role == Remote {
+			f.remotes[c.ControlPlane] = append(f.remotes[c.ControlPlane], c)
+		}
+	}
 }
+
+// PositionedFields are the fields whose place in the fleet file commands
+// report on after loading (the plugin modes' installer check, the
+// delivery paths that render compares with its output directory). Their
+// positions are found while the file is parsed and travel with the
+// [Fleet], also from an [Isolator].
+var PositionedFields = [][]string{
+	{"spec", "installer"},
+	{"spec", "delivery", "flux", "path"},
+	{"spec", "delivery", "argocd", "path"},
+}
+
+// FieldPos is where a field of [PositionedFields] is in the fleet file:
+// the start of its value, or, for a field the file leaves out (one that
+// takes its default), the key of the closest field it holds.
+type FieldPos struct {
+	Pos     Position `json:"pos"`
+	Written bool     `json:"written,omitempty"` // the file holds the field
+}
+
+// Fields returns the positions of [PositionedFields], by dotted path.
+func (f *Fleet) Fields() map[string]FieldPos { return f.fields }
+
+// SetFields sets what [Fleet.Fields] returns, for an [Isolator] that
+// decodes a Fleet.
+func (f *Fleet) SetFields(fields map[string]FieldPos) { f.fields = fields }
+
+// Pos returns where the field at path, one of [PositionedFields], is in
+// the fleet file (see [FieldPos]), or the zero Position.
+func (f *Fleet) Pos(path ...string) Position { return f.fields[joinPath(path)].Pos }
+
+// Written reports whether the fleet file writes the field at path, one of
+// [PositionedFields], rather than leaving it to its default.
+func (f *Fleet) Written(path ...string) bool { return f.fields[joinPath(path)].Written }
 
 // Errorf returns an error about the field at path, at its position in the
 // fleet file, for the checks that only a use of the fleet makes (the
 // plugin modes): it reads like the fleet's own validation errors.
 func (f *Fleet) Errorf(path []string, format string, args ...any) error {
-	return Errors{{Pos: f.Pos(path...), Path: strings.Join(path, "."), Msg: fmt.Sprintf(format, args...), labels: path}}
+	return Errors{{Pos: f.Pos(path...), Path: joinPath(path), Msg: fmt.Sprintf(format, args...), labels: path}}
 }
 
 // Cluster returns the cluster with the given name, or nil.
@@ -247,20 +278,14 @@ func (f *Fleet) Cluster(name string) *Cluster { return f.Spec.Clusters[name] }
 
 // RemotesOf returns the remotes served by primary p, sorted by name.
 func (f *Fleet) RemotesOf(p *Cluster) []*Cluster {
-	var rs []*Cluster
-	for _, c := range f.Clusters {
-		if c.Role == Remote && c.ControlPlane == p.Name {
-			rs = append(rs, c)
-		}
-	}
-	return rs
+	f.indexRemotes()
+	return slices.Clone(f.remotes[p.Name])
 }
 
 // ServesRemotes reports whether c is a primary with at least one remote.
 func (f *Fleet) ServesRemotes(c *Cluster) bool {
-	return c.Role == Primary && slices.ContainsFunc(f.Clusters, func(r *Cluster) bool {
-		return r.Role == Remote && r.ControlPlane == c.Name
-	})
+	f.indexRemotes()
+	return c.Role == Primary && len(f.remotes[c.Name]) > 0
 }
 
 // ReadByOthers reports whether another cluster's istiod reads c: every

@@ -8,12 +8,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-
-	"cuelang.org/go/cue"
 )
 
 // IPv6RemotePilotMinor is the first Istio 1.x minor release whose istiod
@@ -45,7 +44,7 @@ func clusterField(c *Cluster, labels ...string) field {
 // problems collects rule violations, each placed at the field it concerns.
 type problems struct {
 	filename string
-	data     cue.Value
+	locate   locator
 	errs     Errors
 	// pruned are the fields the schema rejected, when the rules judge
 	// the rest of a fleet that failed it: nothing is reported about them
@@ -59,8 +58,8 @@ func (p *problems) add(f field, format string, args ...any) {
 		return
 	}
 	p.errs = append(p.errs, &Error{
-		Pos:    lookupPos(p.filename, p.data, f, false),
-		Path:   strings.Join(f, "."),
+		Pos:    p.locate(f, false),
+		Path:   joinPath(f),
 		Msg:    fmt.Sprintf(format, args...),
 		labels: f,
 	})
@@ -71,7 +70,7 @@ func (p *problems) addKey(f field, format string, args ...any) {
 	n := len(p.errs)
 	p.add(f, format, args...)
 	if len(p.errs) > n {
-		p.errs[n].Pos = lookupPos(p.filename, p.data, f, true)
+		p.errs[n].Pos = p.locate(f, true)
 	}
 }
 
@@ -95,6 +94,11 @@ func (p *problems) known(names ...string) bool {
 // several fields or clusters, and those that need Istio's view of a value.
 func check(f *Fleet, p *problems) Errors {
 	checkIstio(f, p)
+	checkStrings(reflect.ValueOf(f.Spec), field{"spec"}, p)
+	checkURL(field{"spec", "istio", "charts"}, f.Spec.Istio.Charts, p)
+	if a := f.Spec.Delivery.ArgoCD; a != nil {
+		checkURL(field{"spec", "delivery", "argocd", "repoURL"}, a.RepoURL, p)
+	}
 	checkExtensions(f, p)
 	if len(f.Clusters) == 0 {
 		if p.known() {
@@ -160,6 +164,95 @@ func check(f *Fleet, p *problems) Errors {
 		p.add(field{"spec", "installer"}, "installer helm needs spec.delivery.flux or spec.delivery.argocd: Flux or Argo CD runs the Helm releases")
 	}
 	return p.errs
+}
+
+// checkStrings refuses secret material in every string of the fleet:
+// everything meshfleet reads ends up in files that go to git.
+func checkStrings(v reflect.Value, at field, p *problems) {
+	switch v.Kind() {
+	case reflect.String:
+		// URL fields have their own checks, which report credentials.
+		isURL := slices.Contains([]string{"apiServer", "charts", "repoURL"}, at[len(at)-1])
+		what := URLCredentials(v.String())
+		if isURL && what != "" {
+			return
+		}
+		if k := keyMaterial(v.String()); k != "" || isURL {
+			what = k
+		}
+		if what != "" {
+			p.add(at, "holds %s; meshfleet writes no secret material: reference it from a secret store instead", what)
+		}
+	case reflect.Pointer:
+		if !v.IsNil() {
+			checkStrings(v.Elem(), at, p)
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+			if name == "" || name == "-" || !t.Field(i).IsExported() {
+				continue
+			}
+			checkStrings(v.Field(i), at.dot(name), p)
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			checkStrings(v.Index(i), at.dot(strconv.Itoa(i)), p)
+		}
+	case reflect.Map:
+		keys := v.MapKeys()
+		slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
+		for _, k := range keys {
+			checkStrings(v.MapIndex(k), at.dot(k.String()), p)
+		}
+	}
+}
+
+// urlChars are the characters a URL may hold as meshfleet writes it:
+// RFC 3986's, without the braces, quotes, backslash and '$' that
+// templates (External Secrets, Flux substitution) would interpret.
+var urlChars = regexp.MustCompile(`^[A-Za-z0-9._~:/?#\[\]@!&'()*+,;=%-]*$`)
+
+// checkURL refuses repository URLs with credentials, queries or
+// characters a template would interpret.
+func checkURL(at field, s string, p *problems) {
+	switch {
+	case s == "":
+	case !urlChars.MatchString(s):
+		p.add(at, "%q holds characters a URL does not need (spaces, quotes, braces, '$', '\\' or non-ASCII); percent-encode them", s)
+	case URLCredentials(s) != "":
+		p.add(at, "the URL carries credentials (%s); give the credentials to Flux or Argo CD as a secret instead", URLCredentials(s))
+	case strings.ContainsAny(s, "?#"):
+		p.add(at, "the URL carries a query or fragment; give only scheme, host, port and path")
+	}
+}
+
+// extensionPath is what an extension file may be called: a relative
+// path of plain names.
+var extensionPath = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$`)
+
+func checkExtensions(f *Fleet, p *problems) {
+	for i, e := range f.Spec.Extensions {
+		at := field{"spec", "extensions", strconv.Itoa(i), "jsonnet"}
+		if !extensionPath.MatchString(e.Jsonnet) || slices.Contains(strings.Split(e.Jsonnet, "/"), "..") {
+			p.add(at, "%q is not a relative path of plain names (letters, digits, '_', '-', '.') below the fleet file's directory", e.Jsonnet)
+			continue
+		}
+		st, err := os.Stat(filepath.Join(f.Dir, filepath.FromSlash(e.Jsonnet)))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			where := "the fleet file's directory"
+			if f.Dir != "." {
+				where += " " + Quote(f.Dir)
+			}
+			p.add(at, "%s does not exist (extensions are relative to %s)", Quote(e.Jsonnet), where)
+		case err != nil:
+			p.add(at, "%s: %v", e.Jsonnet, unwrapPath(err))
+		case !st.Mode().IsRegular():
+			p.add(at, "%s is not a regular file (%s)", e.Jsonnet, fileType(st.Mode()))
+		}
+	}
 }
 
 func checkIstio(f *Fleet, p *problems) {
@@ -252,6 +345,10 @@ func istioMinor(v string) (int, bool) {
 // whether addr is one.
 func checkAddress(at field, addr string, p *problems) bool {
 	if ip, err := netip.ParseAddr(addr); err == nil {
+		if ip.Zone() != "" {
+			p.add(at, "%q has an IPv6 zone, which is local to one host", addr)
+			return false
+		}
 		if unreachable(ip) {
 			p.add(at, "%s is not reachable from other clusters", addr)
 			return false
@@ -303,6 +400,10 @@ func inCluster(host string) bool {
 // finding duplicates, or "" when the URL is unusable.
 func checkAPIServer(c *Cluster, p *problems) string {
 	at := clusterField(c, "apiServer")
+	if !urlChars.MatchString(c.APIServer) || strings.ContainsAny(c.APIServer, "[]") && !strings.HasPrefix(c.APIServer, "https://[") {
+		p.add(at, "%q holds characters a URL does not need (spaces, quotes, braces, '$', '\\' or non-ASCII)", c.APIServer)
+		return ""
+	}
 	u, err := url.Parse(c.APIServer)
 	if err != nil || u.Host == "" || u.Opaque != "" {
 		p.add(at, "%q is not a URL like https://api.example.net:6443", c.APIServer)
@@ -321,6 +422,8 @@ func checkAPIServer(c *Cluster, p *problems) string {
 		p.add(at, "%s is not reachable from other clusters", host)
 	case inCluster(host):
 		p.add(at, "%s is an in-cluster name, not reachable from other clusters", host)
+	case ipErr == nil && ip.Zone() != "":
+		p.add(at, "%s has an IPv6 zone, which is local to one host", host)
 	case ipErr == nil && unreachable(ip):
 		p.add(at, "%s is not reachable from other clusters", host)
 	case ipErr != nil && !isDNSName(host):
@@ -390,25 +493,4 @@ func suggestCluster(f *Fleet, name string) string {
 		return fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	return " (clusters: " + strings.Join(names, ", ") + ")"
-}
-
-// checkExtensions: an extension is a Jsonnet file beside the fleet file
-// or below its directory.
-func checkExtensions(f *Fleet, p *problems) {
-	for i, ext := range f.Spec.Extensions {
-		at := field{"spec", "extensions", strconv.Itoa(i), "jsonnet"}
-		name := filepath.FromSlash(ext.Jsonnet)
-		if filepath.IsAbs(name) || !filepath.IsLocal(name) {
-			p.add(at, "%q is outside the fleet file's directory: an extension is a path relative to it, inside it", ext.Jsonnet)
-			continue
-		}
-		switch st, err := os.Stat(filepath.Join(f.Dir, name)); {
-		case errors.Is(err, fs.ErrNotExist):
-			p.add(at, "%q does not exist (extensions are relative to the fleet file's directory)", ext.Jsonnet)
-		case err != nil:
-			p.add(at, "%q cannot be read: %v", ext.Jsonnet, errors.Unwrap(err))
-		case !st.Mode().IsRegular():
-			p.add(at, "%q is not a regular file", ext.Jsonnet)
-		}
-	}
 }

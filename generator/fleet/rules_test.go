@@ -1820,7 +1820,7 @@ spec:
       controlPlane: east
       apiServer: https://west.example.net:6443
 `,
-			want: `fleet.yaml:17:5: spec.clusters.west.1: cluster name "west.1" is not a DNS-1123 label (lower-case letters, digits and '-', at most 63 characters); Istio uses it as the cluster ID`,
+			want: `fleet.yaml:17:5: spec.clusters."west.1": cluster name "west.1" is not a DNS-1123 label (lower-case letters, digits and '-', at most 63 characters); Istio uses it as the cluster ID`,
 		},
 		{
 			name: "empty eastWestGateway address",

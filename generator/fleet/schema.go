@@ -15,25 +15,26 @@ import (
 )
 
 // validateSchema unifies the user's data with #MeshFleet and reports every
-// violation it can find. When there are any, it also returns the data with
-// every field that has an error taken out (salvage) and those fields'
-// paths, so that the cross-cluster rules can still judge the rest.
-func validateSchema(ctx *cue.Context, filename string, data cue.Value) (v cue.Value, salvage any, pruned [][]string, errs Errors) {
+// violation it can find. It returns the unified value and the clusters of
+// the document's chunks, decoded. When there are errors, it also returns
+// the data with every field that has one taken out (salvage) and those
+// fields' paths, so that the cross-cluster rules can still judge the rest.
+func validateSchema(ctx *cue.Context, doc *document) (v cue.Value, clusters map[string]*Cluster, salvage any, pruned [][]string, errs Errors) {
 	schema := ctx.CompileBytes(schemas.MeshFleet, cue.Filename(schemas.Filename))
 	if err := schema.Err(); err != nil {
 		panic(fmt.Sprintf("embedded schema does not compile: %v", err)) // a build bug
 	}
-	def := schema.LookupPath(cue.ParsePath("#MeshFleet"))
-	v = data.Unify(def)
-	errs = validateParts(filename, data, v)
+	locate := doc.locator()
+	v, clusters, errs = validateValues(ctx, schema, doc.filename, locate, doc.main, doc.chunks)
 	if len(errs) == 0 {
-		return v, nil, nil, nil
+		return v, clusters, nil, nil, nil
 	}
 	// CUE reports a missing required field only once every other error
 	// in the same object is gone: take the fields with errors out and
 	// validate again, until nothing new shows.
-	if err := data.Decode(&salvage); err != nil {
-		return v, nil, nil, errs
+	salvage, ok := doc.decode()
+	if !ok {
+		return v, nil, nil, nil, errs
 	}
 	fresh := errs
 	for round := 0; round < 8 && len(fresh) > 0; round++ {
@@ -41,22 +42,29 @@ func validateSchema(ctx *cue.Context, filename string, data cue.Value) (v cue.Va
 			pruned = append(pruned, e.labels)
 			salvage = without(salvage, e.labels)
 		}
+		main, chunks := splitValue(ctx, salvage)
+		_, _, again := validateValues(ctx, schema, doc.filename, locate, main, chunks)
 		fresh = nil
-		for _, e := range validateParts(filename, data, ctx.Encode(salvage).Unify(def)) {
+		for _, e := range again {
 			if !under(e.labels, pruned) {
 				fresh = append(fresh, e)
 			}
 		}
 		errs = append(errs, fresh...)
 	}
-	return v, salvage, pruned, errs
+	return v, nil, salvage, pruned, errs
 }
 
-// validateParts validates v, and each cluster and each part of the spec
-// on its own as well: CUE hides "required but not present" errors behind
-// any other error in the same value, so a typo in one cluster must not
-// hide a missing field in another.
-func validateParts(filename string, data, v cue.Value) Errors {
+// validateValues validates the fleet's data given as main (the large maps
+// emptied) and chunks of the large maps' entries.
+func validateValues(ctx *cue.Context, schema cue.Value, filename string, locate locator, main cue.Value, chunks []chunk) (cue.Value, map[string]*Cluster, Errors) {
+	fleetSchema := schema.LookupPath(cue.ParsePath("#MeshFleet"))
+	v := main.Unify(fleetSchema)
+
+	// CUE hides "required but not present" errors behind any other error
+	// in the same value, so each cluster and each part of the spec is
+	// validated on its own as well: a typo in one cluster does not hide a
+	// missing field in another.
 	parts := []cue.Value{v}
 	if spec := v.LookupPath(cue.ParsePath("spec")); spec.Exists() {
 		if it, err := spec.Fields(cue.Optional(true)); err == nil {
@@ -73,10 +81,40 @@ func validateParts(filename string, data, v cue.Value) Errors {
 	var errs Errors
 	for _, p := range parts {
 		if err := p.Validate(cue.Concrete(true), cue.All()); err != nil {
-			errs = append(errs, convert(filename, data, err).(Errors)...)
+			errs = append(errs, convert(filename, locate, nil, err).(Errors)...)
 		}
 	}
-	return errs
+	// Every entry of a chunk, on its own, against the schema of its map's
+	// entries.
+	clusters := map[string]*Cluster{}
+	for _, c := range chunks {
+		elem := schema.LookupPath(cue.ParsePath("#Cluster"))
+		isClusters := slices.Equal(c.path, []string{"spec", "clusters"})
+		if !isClusters {
+			elem = ctx.CompileString("string")
+		}
+		it, err := c.value.Fields(cue.Optional(true))
+		if err != nil {
+			errs = append(errs, convert(filename, locate, c.path, err).(Errors)...)
+			continue
+		}
+		for it.Next() {
+			ev := it.Value().Unify(elem)
+			if err := ev.Validate(cue.Concrete(true), cue.All()); err != nil {
+				entry := append(slices.Clip(c.path), it.Selector().Unquoted())
+				errs = append(errs, convert(filename, locate, entry, err).(Errors)...)
+			} else if isClusters && len(errs) == 0 {
+				// Decoded now, so that the unified value can go.
+				cl := new(Cluster)
+				if err := ev.Decode(cl); err != nil {
+					errs = append(errs, &Error{Pos: Position{File: filename}, Msg: fmt.Sprintf("decoding validated cluster %s: %v", Quote(it.Selector().Unquoted()), err)})
+					continue
+				}
+				clusters[it.Selector().Unquoted()] = cl
+			}
+		}
+	}
+	return v, clusters, errs
 }
 
 // without returns x with the value at path removed, as far as path leads
@@ -117,19 +155,23 @@ func under(path []string, paths [][]string) bool {
 // failed disjunction arm by arm; the arms become one error per field:
 // the form the value should take, or the values allowed, never the
 // default the value also differs from.
-func convert(filename string, data cue.Value, err error) error {
+//
+// The errors' paths are relative to prefix (the path of a chunk's map);
+// locate finds positions for errors that carry none in the user's file
+// (nil: none known).
+func convert(filename string, locate locator, prefix []string, err error) error {
 	var errs Errors
 	cerrs := cueerrors.Errors(err)
 	disjunction := map[string]bool{}
 	for _, e := range cerrs {
 		if format, _ := e.Msg(); strings.HasSuffix(format, "errors in empty disjunction:") {
-			disjunction[strings.Join(unquote(e.Path()), ".")] = true
+			disjunction[strings.Join(withPrefix(prefix, e), ".")] = true
 		}
 	}
 	groups := map[string][]cueerrors.Error{} // arms by disjunction
 	var order []string
 	for _, e := range cerrs {
-		labels := unquote(e.Path())
+		labels := withPrefix(prefix, e)
 		format, args := e.Msg()
 		if strings.HasSuffix(format, "errors in empty disjunction:") {
 			continue
@@ -141,19 +183,16 @@ func convert(filename string, data cue.Value, err error) error {
 			groups[d] = append(groups[d], e)
 			continue
 		}
-		errs = append(errs, convertOne(filename, data, e, labels, format, args))
+		errs = append(errs, convertOne(filename, locate, prefix, e, labels, format, args))
 	}
 	for _, d := range order {
-		if slices.ContainsFunc(order, func(inner string) bool { return strings.HasPrefix(inner, d+".") }) {
+		if slices.ContainsFunc(order, func(inner string) bool { return strings.HasPrefix(inner, d+".") }) && allLiteral(groups[d]) {
 			// A disjunction inside this one failed too, and says more: the
 			// arms of this one differ from the value in a literal, like a
 			// provider name, that the value does match in the arm it meant.
-			if all := armsErrors(filename, data, groups[d]); !allLiteral(groups[d]) {
-				errs = append(errs, all...)
-			}
 			continue
 		}
-		errs = append(errs, armsErrors(filename, data, groups[d])...)
+		errs = append(errs, armsErrors(filename, locate, prefix, groups[d])...)
 	}
 	return errs
 }
@@ -168,9 +207,9 @@ func allLiteral(arms []cueerrors.Error) bool {
 }
 
 // convertOne words one CUE error at its place in the user's file.
-func convertOne(filename string, data cue.Value, e cueerrors.Error, labels []string, format string, args []any) *Error {
-	pos := position(filename, data, e)
-	msg := message(data, labels, format, args, pos.Line)
+func convertOne(filename string, locate locator, prefix []string, e cueerrors.Error, labels []string, format string, args []any) *Error {
+	pos := position(filename, locate, prefix, e)
+	msg := message(locate, labels, format, args, pos.Line)
 	if msg == "" {
 		msg = e.Error()
 		// Parser errors carry their position in the text:
@@ -183,7 +222,7 @@ func convertOne(filename string, data cue.Value, e cueerrors.Error, labels []str
 			}
 		}
 	}
-	return &Error{Pos: pos, Path: strings.Join(labels, "."), Msg: msg, labels: labels}
+	return &Error{Pos: pos, Path: joinPath(labels), Msg: msg, labels: labels}
 }
 
 // enclosing finds the failed disjunction that holds the value at path.
@@ -200,28 +239,29 @@ func enclosing(disjunction map[string]bool, path []string) (string, bool) {
 // on something other than a literal (a pattern, a type, a field) is the
 // one the user meant; the literal arms, defaults among them, are noise
 // then. When every arm is a literal, the field takes one of them.
-func armsErrors(filename string, data cue.Value, arms []cueerrors.Error) Errors {
+func armsErrors(filename string, locate locator, prefix []string, arms []cueerrors.Error) Errors {
 	var errs Errors
 	byPath := map[string][]cueerrors.Error{}
 	var paths []string
 	for _, e := range arms {
 		format, args := e.Msg()
 		if literalArm(format, args) {
-			p := strings.Join(unquote(e.Path()), ".")
+			p := strings.Join(withPrefix(prefix, e), ".")
 			if _, seen := byPath[p]; !seen {
 				paths = append(paths, p)
 			}
 			byPath[p] = append(byPath[p], e)
 			continue
 		}
-		errs = append(errs, convertOne(filename, data, e, unquote(e.Path()), format, args))
+		errs = append(errs, convertOne(filename, locate, prefix, e, withPrefix(prefix, e), format, args))
 	}
 	if len(errs) > 0 {
 		return errs
 	}
 	for _, p := range paths {
 		es := byPath[p]
-		errs = append(errs, &Error{Pos: position(filename, data, es[0]), Path: p, Msg: disjunctionMsg(es), labels: unquote(es[0].Path())})
+		labels := withPrefix(prefix, es[0])
+		errs = append(errs, &Error{Pos: position(filename, locate, prefix, es[0]), Path: joinPath(labels), Msg: disjunctionMsg(es), labels: labels})
 	}
 	return errs
 }
@@ -237,11 +277,23 @@ func literalArm(format string, args []any) bool {
 	return false
 }
 
+// withPrefix is the full path of a CUE error found in the value at
+// prefix, a large map's entry or chunk. CUE names the entry in the paths
+// of most of its errors but not in those of missing required fields,
+// which the schema reports relative to the entry.
+func withPrefix(prefix []string, e cueerrors.Error) []string {
+	path := unquote(e.Path())
+	if len(prefix) > 0 && len(path) > 0 && path[0] == prefix[len(prefix)-1] {
+		path = path[1:]
+	}
+	return append(slices.Clip(prefix), path...)
+}
+
 // message words one CUE error, or returns "" to keep CUE's own.
-func message(data cue.Value, path []string, format string, args []any, line int) string {
+func message(locate locator, path []string, format string, args []any, line int) string {
 	switch {
 	case format == "field not allowed" && len(path) > 0:
-		return unknownField(data, path, line)
+		return unknownField(locate, path, line)
 	case strings.HasPrefix(format, "invalid value %v (out of bound") && len(args) == 2:
 		return fmt.Sprintf("invalid value %v: want %s", args[0], boundWords(fmt.Sprint(args[1])))
 	case strings.Contains(format, "(mismatched types") && len(args) == 4:
@@ -302,13 +354,16 @@ func hasSchemaPos(e cueerrors.Error) bool {
 // position finds where an error belongs in the user's file: its own
 // position there if CUE has one, else the closest enclosing field the user
 // wrote (a missing field is reported at its parent).
-func position(filename string, data cue.Value, e cueerrors.Error) Position {
+func position(filename string, locate locator, prefix []string, e cueerrors.Error) Position {
 	for _, p := range cueerrors.Positions(e) {
 		if p.Filename() == filename {
 			return Position{filename, p.Line(), p.Column()}
 		}
 	}
-	return lookupPos(filename, data, unquote(e.Path()), false)
+	if locate == nil {
+		return Position{File: filename}
+	}
+	return locate(append(slices.Clip(prefix), unquote(e.Path())...), false)
 }
 
 // lookupPos returns where path is in data: the start of its value, or of
@@ -318,15 +373,26 @@ func lookupPos(filename string, data cue.Value, path []string, key bool) Positio
 	if !data.Exists() {
 		return Position{File: filename}
 	}
-	for n := len(path); n >= 0; n-- {
-		sels := make([]cue.Selector, n)
-		for i, s := range path[:n] {
-			sels[i] = cue.Str(s)
-			if k, err := strconv.Atoi(s); err == nil && k >= 0 && data.LookupPath(cue.MakePath(sels[:i]...)).Kind() == cue.ListKind {
-				sels[i] = cue.Index(k)
-			}
+	// Walk down once, so each level is looked up in its parent: a path
+	// of n labels costs n lookups, not n².
+	vals := []cue.Value{data}
+	for _, s := range path {
+		parent := vals[len(vals)-1]
+		sel := cue.Str(s)
+		if i, err := strconv.Atoi(s); err == nil && parent.IncompleteKind() == cue.ListKind {
+			sel = cue.Index(i)
 		}
-		v := data.LookupPath(cue.MakePath(sels...))
+		v := parent.LookupPath(cue.MakePath(sel))
+		if !v.Exists() {
+			break
+		}
+		vals = append(vals, v)
+	}
+	for n := len(path); n >= 0; n-- {
+		if n >= len(vals) {
+			continue
+		}
+		v := vals[n]
 		p := valuePos(v)
 		if key || n < len(path) {
 			p = keyPos(v)

@@ -3,6 +3,9 @@ package mesh
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
 
 	"github.com/meshfleet/meshfleet/generator/fleet"
 )
@@ -224,8 +227,22 @@ users:
 - name: %[1]s
   user:
     token: "{{ .token }}"
-`, c.Name, c.APIServer)
+`, templateScalar(c.Name), templateScalar(c.APIServer))
 }
+
+// templateScalar makes s safe to paste into the kubeconfig template as a
+// YAML scalar: as it is when it is plain URL characters (the fleet rules
+// allow nothing else in names and API server URLs), else double-quoted,
+// with "{{" written so that the template prints it instead of running it.
+func templateScalar(s string) string {
+	if safeTemplateScalar.MatchString(s) {
+		return s
+	}
+	// Go's ASCII quoting uses only escapes YAML's double quotes share.
+	return strings.ReplaceAll(strconv.QuoteToASCII(s), "{{", `{{ "{{" }}`)
+}
+
+var safeTemplateScalar = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._~:/@!&()*+,;=%\[\]-]*$`)
 
 func externalSecret(s fleet.Secrets, name string, target map[string]any, data []any) Object {
 	return Object{

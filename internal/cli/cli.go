@@ -12,6 +12,9 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/meshfleet/meshfleet/generator/fleet"
+	"github.com/meshfleet/meshfleet/internal/sandbox"
 )
 
 // Exit codes.
@@ -75,7 +78,19 @@ func commands() []command {
 
 // Main runs meshfleet with the process's arguments and standard streams
 // and returns the exit code.
+// Untrusted input (the fleet file, its extensions) is evaluated in a
+// child process of meshfleet under time and memory limits (package
+// sandbox); Main also serves as that child.
 func Main() int {
+	if code, child := sandbox.ChildMain(os.Args[1:], os.Stdin, os.Stdout); child {
+		return code
+	}
+	iso, err := sandbox.New()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "meshfleet: %v\n", err)
+		return exitUsage
+	}
+	fleet.SetIsolator(iso)
 	return Run(os.Args[1:], IO{os.Stdin, os.Stdout, os.Stderr})
 }
 
@@ -95,9 +110,30 @@ func Run(args []string, io IO) int {
 		fmt.Fprintf(io.Err, "meshfleet: %s\nRun 'meshfleet help' for usage.\n", ue.msg)
 		return exitUsage
 	default:
-		fmt.Fprintln(io.Err, err)
+		printError(io.Err, err)
 		return exitFailure
 	}
+}
+
+// printError prints err one line per error: the entries of a
+// [fleet.Errors] or of a joined error each on their own line, and every
+// line with its control characters escaped, so that no name or value in
+// an error can forge more lines.
+func printError(w io.Writer, err error) {
+	var fe fleet.Errors
+	if errors.As(err, &fe) && err.Error() == fe.Error() {
+		for _, e := range fe {
+			fmt.Fprintln(w, e.Error())
+		}
+		return
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			printError(w, e)
+		}
+		return
+	}
+	fmt.Fprintln(w, fleet.Escape(err.Error()))
 }
 
 func dispatch(args []string, io IO) error {

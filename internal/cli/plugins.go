@@ -77,7 +77,13 @@ func cmpSettings(fs *pflag.FlagSet) error {
 			}
 		}
 	}
-	raw := os.Getenv("ARGOCD_APP_PARAMETERS")
+	return cmpParameters(fs, os.Getenv("ARGOCD_APP_PARAMETERS"))
+}
+
+// cmpParameters applies Argo CD's plugin parameters, the JSON of
+// ARGOCD_APP_PARAMETERS, to the flags. Names and values from it appear
+// in errors quoted.
+func cmpParameters(fs *pflag.FlagSet, raw string) error {
 	if raw == "" {
 		return nil
 	}
@@ -88,7 +94,7 @@ func cmpSettings(fs *pflag.FlagSet) error {
 		Map    map[string]string `json:"map"`
 	}
 	if err := json.Unmarshal([]byte(raw), &params); err != nil {
-		return fmt.Errorf("ARGOCD_APP_PARAMETERS: %w", err)
+		return fmt.Errorf("ARGOCD_APP_PARAMETERS: %s", fleet.Escape(err.Error()))
 	}
 	for _, p := range params {
 		switch {
@@ -98,7 +104,7 @@ func cmpSettings(fs *pflag.FlagSet) error {
 			return usagef("cmp: plugin parameter %q takes a string", p.Name)
 		}
 		if err := fs.Set(p.Name, *p.String); err != nil {
-			return err
+			return fmt.Errorf("cmp: plugin parameter %q: %s", p.Name, fleet.Escape(err.Error()))
 		}
 	}
 	return nil

@@ -1,0 +1,60 @@
+package overlays
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/meshfleet/meshfleet/generator/fleet"
+	"github.com/meshfleet/meshfleet/generator/mesh"
+)
+
+// noSecrets is the last check before an object is written: whatever put
+// it into the plan, a Secret carries no data and no string holds secret
+// material (see [fleet.SecretMaterial]). The fleet rules and the
+// extension checks refuse such input earlier, with its position; this
+// makes it true of every file meshfleet writes.
+func noSecrets(o mesh.Object) error {
+	if o["kind"] == "Secret" {
+		for _, k := range []string{"data", "stringData"} {
+			if v, ok := o[k]; ok && v != nil {
+				return fmt.Errorf("Secret %v has %s: meshfleet writes no secret material", name(o), k)
+			}
+		}
+	}
+	return scanStrings(name(o), o)
+}
+
+func name(o mesh.Object) string {
+	md, _ := o["metadata"].(map[string]any)
+	return fmt.Sprintf("%v %v", o["kind"], md["name"])
+}
+
+func scanStrings(at string, v any) error {
+	switch v := v.(type) {
+	case string:
+		if what := fleet.SecretMaterial(v); what != "" {
+			return fmt.Errorf("%s holds %s: meshfleet writes no secret material", at, what)
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if err := scanStrings(at, k); err != nil {
+				return err
+			}
+			if err := scanStrings(at+"."+fleet.Quote(k), v[k]); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for i, e := range v {
+			if err := scanStrings(fmt.Sprintf("%s[%d]", at, i), e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
