@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -111,13 +112,88 @@ func TestKustomizeCLIBuildsEveryOverlay(t *testing.T) {
 }
 
 // kustomize runs meshfleet as an exec KRM function (examples/krm) and
-// gets what `meshfleet render` wrote for the same cluster.
+// gets what `meshfleet render` wrote for the same cluster, each object
+// with its stage's sync wave.
 func TestKRMFunctionInKustomize(t *testing.T) {
 	got := mustKustomize(t, "build", "--enable-alpha-plugins", "--enable-exec", filepath.Join(root, "examples/krm"))
 	want := mustKustomize(t, "build", filepath.Join(root, "examples/krm/rendered/clusters/east"))
-	if got != want {
-		t.Errorf("KRM output differs from the rendered overlay:\n%s\nwant:\n%s", got, want)
+	comparePluginOutput(t, "KRM output", got, want)
+}
+
+// comparePluginOutput checks that a plugin mode's output is the rendered
+// overlay's build, want, with the Argo CD sync wave of its stage on every
+// object (the rendered overlay carries waves only with delivery.argocd),
+// and that the control plane is in it.
+func comparePluginOutput(t *testing.T, what, got, want string) {
+	t.Helper()
+	gotObjs, wantObjs := decodeStream(t, got), decodeStream(t, want)
+	waves := map[string]bool{}
+	kinds := map[string]bool{}
+	for _, o := range gotObjs {
+		md, _ := o["metadata"].(map[string]any)
+		a, _ := md["annotations"].(map[string]any)
+		w, ok := a[syncWave].(string)
+		if !ok {
+			t.Errorf("%s: %s %s has no %s annotation", what, o["kind"], md["name"], syncWave)
+		}
+		waves[w] = true
+		kinds[fmt.Sprint(o["kind"])] = true
+		dropWaves(o) // kustomize's commonAnnotations put them into pod templates too
 	}
+	for _, o := range wantObjs {
+		dropWaves(o) // an overlay rendered with delivery.argocd has them
+	}
+	if !kinds["Istio"] {
+		t.Errorf("%s has no control plane (no Istio resource); kinds: %v", what, kinds)
+	}
+	if len(waves) < 2 {
+		t.Errorf("%s has only the sync waves %v; want one per stage", what, waves)
+	}
+	g, _ := yaml.Marshal(gotObjs)
+	w, _ := yaml.Marshal(wantObjs)
+	if !bytes.Equal(g, w) {
+		t.Errorf("%s, without its sync waves, differs from the rendered overlay:\n%s\nwant:\n%s", what, g, w)
+	}
+}
+
+const syncWave = "argocd.argoproj.io/sync-wave"
+
+// dropWaves removes the sync-wave annotation wherever it is in v, and the
+// annotations it leaves empty.
+func dropWaves(v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		if a, ok := v["annotations"].(map[string]any); ok {
+			delete(a, syncWave)
+			if len(a) == 0 {
+				delete(v, "annotations")
+			}
+		}
+		for _, x := range v {
+			dropWaves(x)
+		}
+	case []any:
+		for _, x := range v {
+			dropWaves(x)
+		}
+	}
+}
+
+// decodeStream decodes a YAML stream of objects.
+func decodeStream(t *testing.T, s string) []map[string]any {
+	t.Helper()
+	var objs []map[string]any
+	for doc := range strings.SplitSeq(s, "\n---\n") {
+		if strings.TrimSpace(doc) == "" {
+			continue
+		}
+		var o map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+			t.Fatalf("decoding %q: %v", doc, err)
+		}
+		objs = append(objs, o)
+	}
+	return objs
 }
 
 // A broken fleet fails the kustomize build, and the positioned errors
@@ -146,12 +222,17 @@ func TestKRMFunctionErrorsReachStderr(t *testing.T) {
 // The hooks of .pre-commit-hooks.yaml, run the way pre-commit runs them
 // for examples/pre-commit: no filenames, entry plus args, in the
 // repository root. On a current tree they change nothing; on a stale one
-// render rewrites it (which fails the commit) and check fails.
+// render rewrites it (which fails the commit) and check fails. The
+// `pre-commit run` commands the example and the README document select
+// the hook they name (pre-commit runs a hook only in its stages), and the
+// rev they pin is a tag of this repository or the documented placeholder.
 func TestPreCommitHooks(t *testing.T) {
 	var hooks []struct {
-		ID            string `json:"id"`
-		Entry         string `json:"entry"`
-		PassFilenames *bool  `json:"pass_filenames"`
+		ID            string   `json:"id"`
+		Entry         string   `json:"entry"`
+		PassFilenames *bool    `json:"pass_filenames"`
+		Files         string   `json:"files"`
+		Stages        []string `json:"stages"`
 	}
 	b, err := os.ReadFile(filepath.Join(root, ".pre-commit-hooks.yaml"))
 	if err != nil {
@@ -160,28 +241,84 @@ func TestPreCommitHooks(t *testing.T) {
 	if err := yaml.Unmarshal(b, &hooks); err != nil {
 		t.Fatal(err)
 	}
-	var config struct {
-		Repos []struct {
-			Hooks []struct {
-				ID   string   `json:"id"`
-				Args []string `json:"args"`
-			} `json:"hooks"`
-		} `json:"repos"`
-	}
-	b, err = os.ReadFile(filepath.Join(root, "examples/pre-commit/.pre-commit-config.yaml"))
+	configText, err := os.ReadFile(filepath.Join(root, "examples/pre-commit/.pre-commit-config.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := yaml.Unmarshal(b, &config); err != nil {
+	config := parsePreCommitConfig(t, configText)
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
 		t.Fatal(err)
 	}
 	entry := map[string]string{}
+	stages := map[string][]string{} // each hook's stages, the config's over the manifest's
 	for _, h := range hooks {
 		if h.PassFilenames == nil || *h.PassFilenames {
 			t.Errorf("hook %s must set pass_filenames: false: it writes one shared tree", h.ID)
 		}
+		// pre-commit skips a hook when no file matches files, even with
+		// pass_filenames: false; the fleet file must.
+		if ok, err := regexp.MatchString(h.Files, "fleet.yaml"); err != nil || !ok {
+			t.Errorf("hook %s: files %q does not match fleet.yaml (%v): pre-commit would skip it", h.ID, h.Files, err)
+		}
 		entry[h.ID] = h.Entry
+		stages[h.ID] = h.Stages
 	}
+	for _, h := range config.Repos[0].Hooks {
+		if h.Stages != nil {
+			stages[h.ID] = h.Stages
+		}
+	}
+
+	// The rev shown is real: a tag of this repository, or the placeholder
+	// the example explains (there is no release yet).
+	for where, rev := range map[string]string{
+		"examples/pre-commit/.pre-commit-config.yaml": config.Repos[0].Rev,
+		"README.md": parsePreCommitConfig(t, readmeBlock(t, readme, "- repo: https://github.com/meshfleet/meshfleet")).Repos[0].Rev,
+	} {
+		if rev == revPlaceholder {
+			continue
+		}
+		out, _, err := run(t, root, nil, "git", "tag", "--list", rev)
+		if err != nil {
+			t.Logf("%s: cannot list the tags (%v); not checking rev %s", where, err, rev)
+		} else if strings.TrimSpace(out) != rev {
+			t.Errorf("%s: rev %s is no tag of this repository; pin a tag or %s", where, rev, revPlaceholder)
+		}
+	}
+	if !bytes.Contains(configText, []byte("rev: "+revPlaceholder)) || !bytes.Contains(configText, []byte("pre-commit autoupdate")) {
+		t.Errorf("the example must say how to fill in rev %s", revPlaceholder)
+	}
+
+	// Every documented `pre-commit run` command runs the hook it names.
+	commands := regexp.MustCompile(`pre-commit run[^\n`+"`"+`]*`).FindAll(append(configText, readme...), -1)
+	checked := 0
+	for _, cmd := range commands {
+		stage, id := "pre-commit", ""
+		f := strings.Fields(string(cmd))[2:]
+		for i := 0; i < len(f); i++ {
+			switch {
+			case f[i] == "--hook-stage" && i+1 < len(f):
+				i++
+				stage = f[i]
+			case !strings.HasPrefix(f[i], "-"):
+				id = f[i]
+			}
+		}
+		if id == "" {
+			continue // every hook of the stage, or prose about the command
+		}
+		if _, ok := entry[id]; !ok {
+			t.Errorf("%q names no hook of .pre-commit-hooks.yaml", cmd)
+		} else if st := stages[id]; st != nil && !slices.Contains(st, stage) {
+			t.Errorf("%q runs stage %s, but hook %s is configured for %v only: pre-commit would say it has no such hook", cmd, stage, id, st)
+		}
+		checked++
+	}
+	if checked < 2 {
+		t.Errorf("checked %d `pre-commit run <hook>` commands; want the CI command of the example and of the README", checked)
+	}
+
 	repo := t.TempDir()
 	if err := os.CopyFS(repo, os.DirFS(filepath.Join(root, "examples/pre-commit"))); err != nil {
 		t.Fatal(err)
@@ -218,6 +355,47 @@ func TestPreCommitHooks(t *testing.T) {
 	if out, err := runHook("meshfleet-check"); err != nil {
 		t.Errorf("check after render: %v\n%s", err, out)
 	}
+}
+
+// revPlaceholder is the rev the documentation shows while meshfleet has
+// no release tag.
+const revPlaceholder = "COMMIT-SHA"
+
+type preCommitConfig struct {
+	Repos []struct {
+		Repo  string `json:"repo"`
+		Rev   string `json:"rev"`
+		Hooks []struct {
+			ID     string   `json:"id"`
+			Args   []string `json:"args"`
+			Stages []string `json:"stages"`
+		} `json:"hooks"`
+	} `json:"repos"`
+}
+
+func parsePreCommitConfig(t *testing.T, b []byte) preCommitConfig {
+	t.Helper()
+	var c preCommitConfig
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Repos) == 0 || c.Repos[0].Repo != "https://github.com/meshfleet/meshfleet" {
+		t.Fatalf("no meshfleet repo in the pre-commit config:\n%s", b)
+	}
+	return c
+}
+
+// readmeBlock returns the fenced code block of the README that holds s.
+func readmeBlock(t *testing.T, readme []byte, s string) []byte {
+	t.Helper()
+	for i, block := range strings.Split(string(readme), "```") {
+		if i%2 == 1 && strings.Contains(block, s) {
+			_, body, _ := strings.Cut(block, "\n") // the info string
+			return []byte(body)
+		}
+	}
+	t.Fatalf("README.md has no code block with %q", s)
+	return nil
 }
 
 // Argo CD runs `meshfleet cmp` in the Application's source directory with
@@ -261,9 +439,7 @@ func TestArgoCDPluginGenerate(t *testing.T) {
 				t.Fatalf("%v: %v\n%s", env, err, stderr)
 			}
 			want := mustKustomize(t, "build", filepath.Join(rendered, "clusters", c.Name))
-			if out != want {
-				t.Errorf("%v: generate printed\n%s\nwant\n%s", env, out, want)
-			}
+			comparePluginOutput(t, fmt.Sprintf("%v: generate", env), out, want)
 		}
 	}
 	// Failures print nothing on stdout, so Argo CD never prunes on them.
@@ -279,5 +455,99 @@ func TestArgoCDPluginGenerate(t *testing.T) {
 	}
 	if !slices.Equal(generate, []string{"meshfleet", "cmp"}) {
 		t.Errorf("generate command = %q", generate)
+	}
+}
+
+// examples/argocd is a kustomize Component that installs the plugin into
+// Argo CD's own kustomization: it builds there with the real kustomize
+// CLI, adds the sidecar, and merges into argocd-cm the health checks
+// meshfleet renders with delivery.argocd (kept current here; run with
+// MESHFLEET_UPDATE=1 to rewrite them).
+func TestArgoCDPluginInstall(t *testing.T) {
+	src := filepath.Join(root, "examples/argocd")
+	f, err := fleet.Load(filepath.Join(src, "fleet.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Spec.Delivery.ArgoCD = &fleet.ArgoCD{RepoURL: "https://git.example.net/mesh.git", Path: "mesh", TargetRevision: "HEAD", Project: "default", Namespace: "argocd"}
+	tree, err := overlays.Render(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, objs, _ := strings.Cut(string(tree[overlays.ArgoCDDir+"/"+overlays.ArgoCDHealthFile]), "---\n")
+	objs = strings.Replace(objs, "\n  namespace: argocd\n", "\n", 1)
+	file := filepath.Join(src, overlays.ArgoCDHealthFile)
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, committed, _ := strings.Cut(string(b), "---\n")
+	if committed != objs {
+		if os.Getenv("MESHFLEET_UPDATE") != "" {
+			if err := os.WriteFile(file, []byte(header+"---\n"+objs), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			t.Errorf("%s is not the argocd-cm patch meshfleet renders; run with MESHFLEET_UPDATE=1:\n%s", file, objs)
+		}
+	}
+
+	// Argo CD's installation, reduced to the objects the component patches.
+	dir := t.TempDir()
+	rel, err := filepath.Rel(dir, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{
+		"kustomization.yaml": "namespace: argocd\nresources:\n- argocd.yaml\ncomponents:\n- " + filepath.ToSlash(rel) + "\n",
+		"argocd.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: argocd-repo-server
+spec:
+  selector:
+    matchLabels: {app.kubernetes.io/name: argocd-repo-server}
+  template:
+    metadata:
+      labels: {app.kubernetes.io/name: argocd-repo-server}
+    spec:
+      containers:
+      - name: argocd-repo-server
+        image: quay.io/argoproj/argocd
+      volumes:
+      - {name: var-files, emptyDir: {}}
+      - {name: plugins, emptyDir: {}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: argocd-cm
+data:
+  url: https://argocd.example.net
+`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := decodeStream(t, mustKustomize(t, "build", dir))
+	var cm, repoServer, plugin bool
+	for _, o := range out {
+		md, _ := o["metadata"].(map[string]any)
+		if md["namespace"] != "argocd" {
+			t.Errorf("%s %s is not in namespace argocd", o["kind"], md["name"])
+		}
+		switch md["name"] {
+		case "argocd-cm":
+			data, _ := o["data"].(map[string]any)
+			cm = data["url"] != nil && data["resource.customizations.health.Secret"] != nil && data["resource.customizations.health.argoproj.io_Application"] != nil
+		case "argocd-repo-server":
+			repoServer = strings.Contains(fmt.Sprint(o["spec"]), "name:meshfleet ")
+		case "meshfleet-plugin":
+			plugin = true
+		}
+	}
+	if !cm || !repoServer || !plugin {
+		t.Errorf("examples/argocd in Argo CD's kustomization: argocd-cm merged %v, sidecar %v, plugin.yaml %v; want all", cm, repoServer, plugin)
 	}
 }

@@ -86,7 +86,7 @@ func krmObjects(cfg *yaml.RNode, dir, cluster string) ([]*yaml.RNode, error) {
 	if cluster == "" {
 		return nil, fmt.Errorf("no cluster chosen: set spec.cluster of the %s, the %s annotation of the MeshFleet, or --cluster", ClusterOverlayKind, annotationCluster)
 	}
-	m, err := ClusterManifests(f, cluster)
+	m, err := ClusterManifests(f, cluster, KRMFunction)
 	if err != nil {
 		return nil, err
 	}

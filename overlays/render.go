@@ -47,9 +47,19 @@ func Prepare(f *fleet.Fleet, out *Output, progressFn ...func(done, total int)) (
 // layOut plans every cluster of f, runs the fleet's extensions over the
 // plan and lays it out.
 func layOut(f *fleet.Fleet) (Tree, error) {
+	p, err := plan(f)
+	if err != nil {
+		return nil, err
+	}
+	return Layout(p)
+}
+
+// plan plans every cluster of f and runs the fleet's extensions over the
+// plan.
+func plan(f *fleet.Fleet) (*mesh.Plan, error) {
 	p := mesh.Build(f)
 	if err := extensions.Apply(p); err != nil {
 		return nil, err
 	}
-	return Layout(p)
+	return p, nil
 }

@@ -152,6 +152,9 @@ func Compare(out *Output, fleet string, t Tree) (*Changes, error) {
 		return nil, fmt.Errorf("%s holds the output of fleet %s (see %s); refusing to render fleet %s into it: use another directory, or remove the old output first",
 			show(out.dir), show(m.fleet), out.show(Manifest), show(fleet))
 	}
+	if err := checkFluxBootstrap(out, t); err != nil {
+		return nil, err
+	}
 	isOwned := map[string]bool{}
 	for _, p := range m.owned {
 		isOwned[p] = true
@@ -204,6 +207,34 @@ func Compare(out *Output, fleet string, t Tree) (*Changes, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// FluxSystemDir is the directory `flux bootstrap` writes into the path it
+// is given (clusters/<cluster>/flux-system in Flux's own layout).
+const FluxSystemDir = "flux-system"
+
+// checkFluxBootstrap refuses a tree that would put a kustomization.yaml
+// beside a flux-system directory: that directory is a Flux bootstrap path,
+// which Flux's own Kustomization applies. Without a kustomization.yaml
+// there, Flux builds one from every manifest in it; with meshfleet's,
+// Flux applies the mesh in place of its own manifests and prunes itself.
+// With Flux's layout (clusters/<cluster>/flux-system) that is exactly what
+// rendering into the repository's root does.
+func checkFluxBootstrap(out *Output, t Tree) error {
+	for _, p := range t.Paths() {
+		if path.Base(p) != Kustomize {
+			continue
+		}
+		sys := path.Join(path.Dir(p), FluxSystemDir)
+		if _, err := out.lstat(sys); errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		return fmt.Errorf("%s: a Flux bootstrap tree; refusing to write %s beside it: Flux would apply that kustomization in place of its own manifests and prune itself. Render the mesh into a directory of its own (e.g. -o mesh/rendered)",
+			out.show(sys), out.show(p))
+	}
+	return nil
 }
 
 // findLeftovers looks for the temporary files earlier versions of

@@ -129,6 +129,19 @@ func (d *document) pos(path []string, key bool) Position {
 	return lookupPos(d.filename, d.main, path, key)
 }
 
+// fields finds the positions of [PositionedFields].
+func (d *document) fields() map[string]FieldPos {
+	m := make(map[string]FieldPos, len(PositionedFields))
+	for _, path := range PositionedFields {
+		sels := make([]cue.Selector, len(path))
+		for i, s := range path {
+			sels[i] = cue.Str(s)
+		}
+		m[joinPath(path)] = FieldPos{Pos: d.pos(path, false), Written: d.main.LookupPath(cue.MakePath(sels...)).Exists()}
+	}
+	return m
+}
+
 // decode returns the document's data as Go values, the large maps' entries
 // back in place.
 func (d *document) decode() (any, bool) {

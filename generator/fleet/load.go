@@ -131,6 +131,7 @@ func ParseHere(filename string, src []byte) (f *Fleet, err error) {
 	maps.Copy(f.Spec.Clusters, clusters)
 	f.index()
 	f.Dir = filepath.Dir(filename)
+	f.fields = doc.fields()
 	return f, check(f, &problems{filename: filename, locate: doc.locator()}).orNil()
 }
 

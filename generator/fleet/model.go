@@ -6,6 +6,7 @@
 package fleet
 
 import (
+	"fmt"
 	"slices"
 	"sort"
 )
@@ -47,6 +48,9 @@ type Fleet struct {
 	Dir string `json:"-"`
 
 	remotes map[string][]*Cluster // by controlPlane, sorted by name
+	// fields are where the fields of [PositionedFields] are in the fleet
+	// file, for [Fleet.Pos].
+	fields map[string]FieldPos
 }
 
 // Metadata names the fleet.
@@ -226,6 +230,47 @@ func (f *Fleet) indexRemotes() {
 			f.remotes[c.ControlPlane] = append(f.remotes[c.ControlPlane], c)
 		}
 	}
+}
+
+// PositionedFields are the fields whose place in the fleet file commands
+// report on after loading (the plugin modes' installer check, the
+// delivery paths that render compares with its output directory). Their
+// positions are found while the file is parsed and travel with the
+// [Fleet], also from an [Isolator].
+var PositionedFields = [][]string{
+	{"spec", "installer"},
+	{"spec", "delivery", "flux", "path"},
+	{"spec", "delivery", "argocd", "path"},
+}
+
+// FieldPos is where a field of [PositionedFields] is in the fleet file:
+// the start of its value, or, for a field the file leaves out (one that
+// takes its default), the key of the closest field it holds.
+type FieldPos struct {
+	Pos     Position `json:"pos"`
+	Written bool     `json:"written,omitempty"` // the file holds the field
+}
+
+// Fields returns the positions of [PositionedFields], by dotted path.
+func (f *Fleet) Fields() map[string]FieldPos { return f.fields }
+
+// SetFields sets what [Fleet.Fields] returns, for an [Isolator] that
+// decodes a Fleet.
+func (f *Fleet) SetFields(fields map[string]FieldPos) { f.fields = fields }
+
+// Pos returns where the field at path, one of [PositionedFields], is in
+// the fleet file (see [FieldPos]), or the zero Position.
+func (f *Fleet) Pos(path ...string) Position { return f.fields[joinPath(path)].Pos }
+
+// Written reports whether the fleet file writes the field at path, one of
+// [PositionedFields], rather than leaving it to its default.
+func (f *Fleet) Written(path ...string) bool { return f.fields[joinPath(path)].Written }
+
+// Errorf returns an error about the field at path, at its position in the
+// fleet file, for the checks that only a use of the fleet makes (the
+// plugin modes): it reads like the fleet's own validation errors.
+func (f *Fleet) Errorf(path []string, format string, args ...any) error {
+	return Errors{{Pos: f.Pos(path...), Path: joinPath(path), Msg: fmt.Sprintf(format, args...), labels: path}}
 }
 
 // Cluster returns the cluster with the given name, or nil.

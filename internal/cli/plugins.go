@@ -57,7 +57,7 @@ func runCMP(io IO, fs *pflag.FlagSet, file, cluster *string) error {
 			return err
 		}
 	}
-	m, err := overlays.ClusterManifests(f, *cluster)
+	m, err := overlays.ClusterManifests(f, *cluster, overlays.ArgoCDPlugin)
 	if err != nil {
 		return err
 	}

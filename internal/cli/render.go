@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -39,7 +38,7 @@ func (o *outFlags) declare(fs *pflag.FlagSet, outUsage string, verbose bool) {
 // prepare loads the fleet, opens the output directory (render: for
 // writing, check: for reading; either way locked against a render running
 // at the same time) and works out the changes. The caller closes out.
-func (o *outFlags) prepare(name string, stderr io.Writer) (*fleet.Fleet, *overlays.Changes, *overlays.Output, error) {
+func (o *outFlags) prepare(name string, io IO) (*fleet.Fleet, *overlays.Changes, *overlays.Output, error) {
 	if err := required(name, "fleet", o.file, "out", o.out); err != nil {
 		return nil, nil, nil, err
 	}
@@ -48,6 +47,14 @@ func (o *outFlags) prepare(name string, stderr io.Writer) (*fleet.Fleet, *overla
 	}
 	f, err := fleet.Load(o.file)
 	if err != nil {
+		return nil, nil, nil, err
+	}
+	// Warnings print even with -q: they say the output may not be
+	// delivered at all.
+	for _, w := range deliveryWarnings(f, o.out) {
+		fmt.Fprintln(io.Err, w)
+	}
+	if err := fluxBootstrapAbove(o.out); err != nil {
 		return nil, nil, nil, err
 	}
 	open := overlays.OpenForCheck
@@ -60,7 +67,7 @@ func (o *outFlags) prepare(name string, stderr io.Writer) (*fleet.Fleet, *overla
 	}
 	var progress func(done, total int)
 	if !o.quiet {
-		progress = progressTo(stderr)
+		progress = progressTo(io.Err)
 	}
 	c, err := overlays.Prepare(f, out, progress)
 	if err != nil {
@@ -74,7 +81,7 @@ func setupRender(fs *pflag.FlagSet) runFunc {
 	var o outFlags
 	o.declare(fs, "output directory", true)
 	return func(io IO, _ []string) error {
-		f, c, out, err := o.prepare("render", io.Err)
+		f, c, out, err := o.prepare("render", io)
 		if err != nil {
 			return err
 		}
@@ -190,7 +197,7 @@ func setupCheck(fs *pflag.FlagSet) runFunc {
 	o.declare(fs, "output directory to compare with", false)
 	fs.Lookup("quiet").Usage = "print no diff, only the command that fixes the drift"
 	return func(io IO, _ []string) error {
-		_, c, out, err := o.prepare("check", io.Err)
+		_, c, out, err := o.prepare("check", io)
 		if err != nil {
 			return err
 		}

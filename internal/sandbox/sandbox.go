@@ -93,12 +93,13 @@ type request struct {
 }
 
 type answer struct {
-	Fleet        *fleet.Fleet        `json:"fleet,omitempty"`
-	Dir          string              `json:"dir,omitempty"`
-	Errors       fleet.Errors        `json:"errors,omitempty"`
-	JsonnetError *fleet.JsonnetError `json:"jsonnetError,omitempty"`
-	Error        string              `json:"error,omitempty"`
-	Outs         []string            `json:"outs,omitempty"`
+	Fleet        *fleet.Fleet              `json:"fleet,omitempty"`
+	Dir          string                    `json:"dir,omitempty"`
+	Fields       map[string]fleet.FieldPos `json:"fields,omitempty"` // see fleet.PositionedFields
+	Errors       fleet.Errors              `json:"errors,omitempty"`
+	JsonnetError *fleet.JsonnetError       `json:"jsonnetError,omitempty"`
+	Error        string                    `json:"error,omitempty"`
+	Outs         []string                  `json:"outs,omitempty"`
 }
 
 // Parse implements [fleet.Isolator].
@@ -118,6 +119,7 @@ func (i *Isolator) Parse(filename string, src []byte) (*fleet.Fleet, error) {
 		return nil, fleet.Errors{{Pos: fleet.Position{File: filename}, Msg: "the evaluator returned no fleet"}}
 	}
 	f := fleet.Indexed(a.Fleet, a.Dir)
+	f.SetFields(a.Fields)
 	if a.Errors != nil {
 		return f, a.Errors
 	}
@@ -254,7 +256,7 @@ func ChildMain(args []string, stdin io.Reader, stdout io.Writer) (code int, chil
 			a.Error = err.Error()
 		}
 		if f != nil {
-			a.Fleet, a.Dir = f, f.Dir
+			a.Fleet, a.Dir, a.Fields = f, f.Dir, f.Fields()
 		}
 	case "jsonnet":
 		outs, err := fleet.EvalJsonnetHere(req.Dir, req.Jobs)
