@@ -40,7 +40,7 @@ func (l *layout) fluxHelmReleases(dir string, s mesh.Stage, withRepo bool) strin
 		objs = append(objs, mesh.Object{
 			"apiVersion": "source.toolkit.fluxcd.io/v1",
 			"kind":       "HelmRepository",
-			"metadata":   map[string]any{"name": helmRepository, "namespace": mesh.IstioNamespace},
+			"metadata":   map[string]any{"name": helmRepository, "namespace": s.Charts[0].Namespace},
 			"spec":       spec,
 		})
 	}
@@ -66,7 +66,7 @@ func (l *layout) fluxHelmReleases(dir string, s mesh.Stage, withRepo bool) strin
 		objs = append(objs, mesh.Object{
 			"apiVersion": "helm.toolkit.fluxcd.io/v2",
 			"kind":       "HelmRelease",
-			"metadata":   map[string]any{"name": ch.Release, "namespace": mesh.IstioNamespace},
+			"metadata":   map[string]any{"name": ch.Release, "namespace": ch.Namespace},
 			"spec":       spec,
 		})
 	}
@@ -266,11 +266,11 @@ func luaKeySets(sets string) string {
 // stage directory and one per Helm chart, ordered by sync waves. They
 // belong in an app-of-apps that Argo CD syncs wave by wave.
 func argoApplications(a *fleet.ArgoCD, c mesh.Cluster, stages []string) []mesh.Object {
-	app := func(name string, wave int, source map[string]any, ignore []any) mesh.Object {
+	app := func(name, namespace string, wave int, source map[string]any, ignore []any) mesh.Object {
 		spec := map[string]any{
 			"project":     a.Project,
 			"source":      source,
-			"destination": map[string]any{"name": c.Name, "namespace": mesh.IstioNamespace},
+			"destination": map[string]any{"name": c.Name, "namespace": namespace},
 			"syncPolicy": map[string]any{
 				"automated":   map[string]any{"prune": true, "selfHeal": true},
 				"syncOptions": []any{"RespectIgnoreDifferences=true", "ServerSideApply=true"},
@@ -294,7 +294,7 @@ func argoApplications(a *fleet.ArgoCD, c mesh.Cluster, stages []string) []mesh.O
 	var objs []mesh.Object
 	for _, s := range c.Stages {
 		if slices.Contains(stages, s.Name) {
-			objs = append(objs, app(s.Name, stageWave(s.Name), map[string]any{
+			objs = append(objs, app(s.Name, mesh.IstioNamespace, stageWave(s.Name), map[string]any{
 				"repoURL":        a.RepoURL,
 				"targetRevision": a.TargetRevision,
 				"path":           strings.TrimSuffix(a.Path, "/") + "/" + path.Join(ClusterDir(c.Name), s.Name),
@@ -305,7 +305,7 @@ func argoApplications(a *fleet.ArgoCD, c mesh.Cluster, stages []string) []mesh.O
 			if ch.Chart != "gateway" {
 				ignore = webhookDifferences
 			}
-			objs = append(objs, app(ch.Release, stageWave(s.Name)+i, map[string]any{
+			objs = append(objs, app(ch.Release, ch.Namespace, stageWave(s.Name)+i, map[string]any{
 				"repoURL":        ch.Repo,
 				"chart":          ch.Chart,
 				"targetRevision": ch.Version,

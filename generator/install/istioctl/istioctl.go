@@ -1,0 +1,79 @@
+// Package istioctl expresses control planes and gateways as IstioOperator
+// files for `istioctl install -f`: since Istio 1.24 no controller acts on
+// an applied IstioOperator, so they sit beside the overlay.
+package istioctl
+
+import (
+	"github.com/meshfleet/meshfleet/generator/plan"
+)
+
+// Installer is the istioctl installer.
+type Installer struct{}
+
+// ControlPlane is controlplane.yaml: the profile, values and meshConfig
+// of the control plane.
+func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
+	spec := map[string]any{"values": plan.Clone(cp.Values)}
+	if cp.Profile != "" {
+		spec["profile"] = cp.Profile
+	}
+	if cp.MeshConfig != nil {
+		spec["meshConfig"] = plan.Clone(cp.MeshConfig)
+	}
+	return plan.Output{Istioctl: []plan.File{{Name: "controlplane.yaml", Objects: []plan.Object{
+		istioOperator(cp.Release, cp.Revision, "controlplane", cp.Namespace, spec),
+	}}}}
+}
+
+// Gateway is eastwest-gateway.yaml: what
+// samples/multicluster/gen-eastwest-gateway.sh prints for --network
+// <network> [--revision <revision>].
+func (Installer) Gateway(gw *plan.Gateway) plan.Output {
+	var ports []any
+	for _, p := range gw.Ports {
+		ports = append(ports, map[string]any{"name": p.Name, "port": p.Port, "targetPort": p.Port})
+	}
+	service := map[string]any{"type": gw.Service.Type, "ports": ports}
+	if gw.Service.LoadBalancerIP != "" {
+		service["loadBalancerIP"] = gw.Service.LoadBalancerIP
+	}
+	k8s := map[string]any{
+		"env":     []any{map[string]any{"name": "ISTIO_META_REQUESTED_NETWORK_VIEW", "value": gw.Network}},
+		"service": service,
+	}
+	if gw.Service.Annotations != nil {
+		k8s["serviceAnnotations"] = plan.Clone(gw.Service.Annotations)
+	}
+	spec := map[string]any{
+		"revision": "",
+		"profile":  "empty",
+		"components": map[string]any{"ingressGateways": []any{map[string]any{
+			"name":    gw.Name,
+			"enabled": true,
+			"label":   plan.Clone(gw.Labels),
+			"k8s":     k8s,
+		}}},
+		"values": map[string]any{
+			"gateways": map[string]any{"istio-ingressgateway": map[string]any{"injectionTemplate": "gateway"}},
+			"global":   map[string]any{"network": gw.Network},
+		},
+	}
+	return plan.Output{Istioctl: []plan.File{{Name: "eastwest-gateway.yaml", Objects: []plan.Object{
+		istioOperator(gw.Release, gw.Revision, "eastwest", gw.Namespace, spec),
+	}}}}
+}
+
+// istioOperator is the common frame of every IstioOperator we write.
+func istioOperator(r plan.Release, revision, name, namespace string, spec map[string]any) plan.Object {
+	spec["hub"] = r.Hub
+	spec["tag"] = r.Version
+	if revision != "" {
+		spec["revision"] = revision
+	}
+	return plan.Object{
+		"apiVersion": "install.istio.io/v1alpha1",
+		"kind":       "IstioOperator",
+		"metadata":   plan.Meta(name, namespace),
+		"spec":       spec,
+	}
+}

@@ -1,0 +1,137 @@
+// Package sail expresses control planes as Sail Operator resources (an
+// Istio, and an IstioRevisionTag default for a revisioned default
+// control plane) and gateways as plain objects, since Sail deploys no
+// gateways.
+package sail
+
+import (
+	"maps"
+
+	"github.com/meshfleet/meshfleet/generator/plan"
+)
+
+// Installer is the Sail Operator installer.
+type Installer struct{}
+
+// ControlPlane is istio.yaml: the Istio resource, named after the
+// control plane (Sail names the IstioRevision after it with the InPlace
+// strategy), and for a revisioned default control plane an
+// IstioRevisionTag default.
+func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
+	values := plan.Clone(cp.Values)
+	spec := map[string]any{
+		"version":        "v" + cp.Version,
+		"namespace":      cp.Namespace,
+		"updateStrategy": map[string]any{"type": "InPlace"},
+		"values":         values,
+	}
+	if cp.Profile != "" {
+		spec["profile"] = cp.Profile
+	}
+	if cp.MeshConfig != nil {
+		values["meshConfig"] = plan.Clone(cp.MeshConfig)
+	}
+	objs := []plan.Object{{
+		"apiVersion": "sailoperator.io/v1",
+		"kind":       "Istio",
+		"metadata":   map[string]any{"name": cp.Name},
+		"spec":       spec,
+	}}
+	if cp.Revision != "" && cp.Default {
+		objs = append(objs, defaultTag(cp.Name))
+	}
+	return plan.Output{Manifests: []plan.File{{Name: "istio.yaml", Objects: objs}}}
+}
+
+// defaultTag makes a revisioned Sail control plane the default one: Sail
+// installs the base chart (the default validation webhook) and the
+// istio-injection=enabled webhook only for a revision named default or
+// for an IstioRevisionTag named default, which follows the Istio's
+// active revision.
+func defaultTag(istio string) plan.Object {
+	return plan.Object{
+		"apiVersion": "sailoperator.io/v1",
+		"kind":       "IstioRevisionTag",
+		"metadata":   map[string]any{"name": "default"},
+		"spec":       map[string]any{"targetRef": map[string]any{"kind": "Istio", "name": istio}},
+	}
+}
+
+// Gateway is eastwest-gateway.yaml: what istioctl renders for
+// gen-eastwest-gateway.sh's IstioOperator, without the autoscaler. The
+// pods get their proxy from istiod's gateway injection template.
+func (Installer) Gateway(gw *plan.Gateway) plan.Output {
+	ns := gw.Namespace
+	labels := plan.Clone(gw.Labels)
+	sa := gw.Name + "-service-account"
+	podLabels := maps.Clone(labels)
+	podLabels["sidecar.istio.io/inject"] = "true"
+	if gw.Revision != "" {
+		podLabels["istio.io/rev"] = gw.Revision
+	}
+	var ports, containerPorts []any
+	for _, p := range gw.Ports {
+		ports = append(ports, map[string]any{"name": p.Name, "port": p.Port, "targetPort": p.Port, "protocol": "TCP"})
+		containerPorts = append(containerPorts, map[string]any{"containerPort": p.Port, "protocol": "TCP"})
+	}
+	sds := gw.Name + "-sds"
+	serviceMeta := plan.Meta(gw.Name, ns, map[string]any{"labels": labels})
+	if gw.Service.Annotations != nil {
+		serviceMeta["annotations"] = plan.Clone(gw.Service.Annotations)
+	}
+	serviceSpec := map[string]any{"type": gw.Service.Type, "selector": labels, "ports": ports}
+	if gw.Service.LoadBalancerIP != "" {
+		serviceSpec["loadBalancerIP"] = gw.Service.LoadBalancerIP
+	}
+	objs := []plan.Object{
+		{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": plan.Meta(sa, ns, map[string]any{"labels": labels})},
+		{
+			"apiVersion": "apps/v1",
+			"kind":       "Deployment",
+			"metadata":   plan.Meta(gw.Name, ns, map[string]any{"labels": labels}),
+			"spec": map[string]any{
+				"selector": map[string]any{"matchLabels": labels},
+				"template": map[string]any{
+					"metadata": map[string]any{
+						"labels":      podLabels,
+						"annotations": map[string]any{"inject.istio.io/templates": "gateway"},
+					},
+					"spec": map[string]any{
+						"serviceAccountName": sa,
+						"containers": []any{map[string]any{
+							"name":  "istio-proxy",
+							"image": "auto", // filled in by the injection webhook
+							"env":   []any{map[string]any{"name": "ISTIO_META_REQUESTED_NETWORK_VIEW", "value": gw.Network}},
+							"ports": containerPorts,
+							"securityContext": map[string]any{
+								"allowPrivilegeEscalation": false,
+								"capabilities":             map[string]any{"drop": []any{"ALL"}},
+								"privileged":               false,
+								"readOnlyRootFilesystem":   true,
+							},
+						}},
+					},
+				},
+			},
+		},
+		{"apiVersion": "v1", "kind": "Service", "metadata": serviceMeta, "spec": serviceSpec},
+		{
+			"apiVersion": "rbac.authorization.k8s.io/v1",
+			"kind":       "Role",
+			"metadata":   plan.Meta(sds, ns),
+			"rules": []any{map[string]any{
+				"apiGroups": []any{""},
+				"resources": []any{"secrets"},
+				"verbs":     []any{"get", "watch", "list"},
+			}},
+		},
+		{
+			"apiVersion": "rbac.authorization.k8s.io/v1",
+			"kind":       "RoleBinding",
+			"metadata":   plan.Meta(sds, ns),
+			"roleRef":    map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sds},
+			"subjects":   []any{map[string]any{"kind": "ServiceAccount", "name": sa}},
+		},
+	}
+	return plan.Output{Manifests: []plan.File{{Name: "eastwest-gateway.yaml", Objects: objs}}}
+}

@@ -1,0 +1,390 @@
+// Package plan says what every cluster of a validated fleet needs, without
+// saying how any installer expresses it: the namespaces, the control
+// planes (role, revision, namespace, values), the east-west gateways
+// (ports, network, how their Service is bound), the CA, the reader
+// account, the remote secrets and the exposures of istiod and services.
+//
+// The data flows one way:
+//
+//	fleet (validated model)
+//	  → plan (this package: what each cluster needs)
+//	  → installers (generator/install/istioctl, helm, sail: how each one says it)
+//	  → mesh (stages of files and charts, in apply order)
+//	  → overlays (kustomize trees)
+//
+// An installer is a small package that implements [Installer]; it reads
+// a plan and never the fleet.
+package plan
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/meshfleet/meshfleet/generator/fleet"
+)
+
+// Object is one Kubernetes object as nested maps, ready to be marshalled.
+type Object = map[string]any
+
+// File is one YAML file of objects.
+type File struct {
+	Name    string
+	Objects []Object
+}
+
+// Chart is a Helm release of one of Istio's charts.
+type Chart struct {
+	Release   string // also the name of the release's objects
+	Chart     string // base, istiod or gateway
+	Version   string
+	Repo      string
+	Namespace string // where the release is installed
+	Values    map[string]any
+}
+
+// Output is what an installer makes of one control plane or gateway:
+// manifests the GitOps tool applies, Helm releases it runs, or inputs for
+// `istioctl install -f`.
+type Output struct {
+	Manifests []File
+	Charts    []Chart
+	Istioctl  []File
+}
+
+// Installer expresses control planes and gateways in one installer's
+// terms. It must not change what it is given.
+type Installer interface {
+	ControlPlane(cp *ControlPlane) Output
+	Gateway(gw *Gateway) Output
+}
+
+// IstioNamespace is the namespace of a primary's or remote's control
+// plane, its secrets and its gateways.
+const IstioNamespace = "istio-system"
+
+// Role is what a control plane does.
+type Role string
+
+// The control plane roles.
+const (
+	// RolePrimary: istiod, serving this cluster and maybe remotes.
+	RolePrimary Role = "primary"
+	// RoleRemote: the remote profile, an injection webhook and an istiod
+	// Service pointing at the istiod that serves this cluster.
+	RoleRemote Role = "remote"
+)
+
+// Release is the Istio release a component runs.
+type Release struct {
+	Version string // image tag and chart version
+	Hub     string // image registry
+	Charts  string // Helm repository of the charts
+}
+
+// ControlPlane is one Istio control plane installation in a cluster.
+type ControlPlane struct {
+	Release
+	// Name names the installation (the Sail Istio resource): the
+	// revision, or default.
+	Name      string
+	Role      Role
+	Revision  string // "" for none
+	Namespace string // where istiod (or the remote's webhook Service) lives
+	// Default: the revision serves istio-injection=enabled and the
+	// default validation webhook (only meaningful with a revision).
+	Default bool
+	// Profile is Istio's install profile ("" for the default one).
+	Profile string
+	// Values is the Istio values tree, without meshConfig.
+	Values map[string]any
+	// MeshConfig is the mesh configuration, nil where istiod does not run.
+	MeshConfig map[string]any
+}
+
+// Port is a port a gateway listens on.
+type Port struct {
+	Name string
+	Port int
+}
+
+// Service is how a gateway's Service is exposed.
+type Service struct {
+	Type           string
+	LoadBalancerIP string // "" for none
+	Annotations    map[string]any
+}
+
+// Gateway is a gateway Deployment and Service.
+type Gateway struct {
+	Release
+	Name      string
+	Namespace string
+	Revision  string
+	Network   string
+	// Labels select the gateway's pods.
+	Labels  map[string]any
+	Ports   []Port
+	Service Service
+}
+
+// Namespace is a namespace a cluster needs, with its labels and
+// annotations.
+type Namespace struct {
+	Name        string
+	Labels      map[string]any
+	Annotations map[string]any
+}
+
+// Cluster is what one cluster needs.
+type Cluster struct {
+	*fleet.Cluster
+	Namespaces    []Namespace
+	ControlPlanes []ControlPlane
+	Gateways      []Gateway
+	// CA: the cluster runs istiod and needs the mesh's intermediate CA in
+	// Secret cacerts of Namespace.
+	CA bool
+	// Reader: another cluster's istiod reads this one with the reader
+	// account, bound to the reader ClusterRole of its control plane.
+	Reader bool
+	// Reads are the clusters whose API servers this cluster's istiod
+	// reads through remote secrets.
+	Reads []*fleet.Cluster
+	// Exposes are the shared bases the cluster applies with its gateways.
+	Exposes []string
+}
+
+// Namespace returns the namespace of the cluster's first control plane.
+func (c *Cluster) Namespace() string {
+	if len(c.ControlPlanes) > 0 {
+		return c.ControlPlanes[0].Namespace
+	}
+	return IstioNamespace
+}
+
+// Revision returns the revision of the cluster's first control plane.
+func (c *Cluster) Revision() string {
+	if len(c.ControlPlanes) > 0 {
+		return c.ControlPlanes[0].Revision
+	}
+	return ""
+}
+
+// The shared bases.
+const (
+	BaseExposeServices = "expose-services"
+	BaseExposeIstiod   = "expose-istiod"
+)
+
+// Plan is what every cluster of a fleet needs, sorted by cluster name.
+type Plan struct {
+	Fleet    *fleet.Fleet
+	Clusters []Cluster
+}
+
+// Labels and names Istio reads.
+const (
+	LabelNetwork            = "topology.istio.io/network"
+	AnnotationControlPlanes = "topology.istio.io/controlPlaneClusters"
+	EastWestGatewayName     = "istio-eastwestgateway"
+	EastWestGatewaySelector = "eastwestgateway"
+)
+
+// NeverDeleted are the annotations of what must outlive the output that
+// made it: the istio-system Namespace (deleting it deletes everything in
+// it) and the CA (a new one means restarting every workload). Neither
+// Flux nor Argo CD prunes them, and Argo CD keeps them when the
+// Application is deleted.
+var NeverDeleted = map[string]any{
+	"kustomize.toolkit.fluxcd.io/prune": "disabled",
+	"argocd.argoproj.io/sync-options":   "Prune=false,Delete=false",
+}
+
+// Build plans every cluster of f.
+func Build(f *fleet.Fleet) *Plan {
+	p := &Plan{Fleet: f}
+	for _, c := range f.Clusters {
+		p.Clusters = append(p.Clusters, planCluster(f, c))
+	}
+	return p
+}
+
+func planCluster(f *fleet.Fleet, c *fleet.Cluster) Cluster {
+	pc := Cluster{Cluster: c}
+	ns := IstioNamespace
+	annotations := Merged(NeverDeleted)
+	if c.Role == fleet.Remote {
+		annotations[AnnotationControlPlanes] = c.ControlPlane
+	}
+	pc.Namespaces = append(pc.Namespaces, Namespace{Name: ns, Labels: map[string]any{LabelNetwork: c.Network}, Annotations: annotations})
+	pc.CA = c.Role == fleet.Primary
+	pc.Reader = f.ReadByOthers(c)
+	pc.ControlPlanes = append(pc.ControlPlanes, controlPlane(f, c, ns))
+	if f.NeedsEastWestGateway(c) {
+		pc.Gateways = append(pc.Gateways, eastWestGateway(f, c, ns))
+	}
+	if f.ServesRemotes(c) {
+		pc.Exposes = append(pc.Exposes, BaseExposeIstiod)
+	}
+	if c.Role == fleet.Primary && f.MultiNetwork() {
+		pc.Exposes = append(pc.Exposes, BaseExposeServices)
+	}
+	if c.Role == fleet.Primary {
+		for _, other := range f.Clusters {
+			if other != c {
+				pc.Reads = append(pc.Reads, other)
+			}
+		}
+	}
+	return pc
+}
+
+func release(f *fleet.Fleet) Release {
+	return Release{Version: f.Spec.Istio.Version, Hub: f.Spec.Istio.Hub, Charts: f.Spec.Istio.Charts}
+}
+
+// controlPlane is cluster c's control plane: istiod on a primary, the
+// remote profile pointing at its primary's east-west gateway on a remote.
+func controlPlane(f *fleet.Fleet, c *fleet.Cluster, ns string) ControlPlane {
+	rev := f.Spec.Istio.Revision
+	cp := ControlPlane{
+		Release:   release(f),
+		Name:      rev,
+		Revision:  rev,
+		Namespace: ns,
+		Default:   true, // the only revision is the default one
+		Values:    controlPlaneValues(f, c),
+	}
+	if cp.Name == "" {
+		cp.Name = "default"
+	}
+	if c.Role == fleet.Remote {
+		cp.Role = RoleRemote
+		cp.Profile = "remote"
+	} else {
+		cp.Role = RolePrimary
+		cp.MeshConfig = map[string]any{"trustDomain": f.Spec.Mesh.TrustDomain}
+	}
+	return cp
+}
+
+// controlPlaneValues are the istiod values of cluster c. Every installer
+// writes the same tree (spec.values of the IstioOperator, the values of
+// the Helm istiod release, spec.values of the Sail Istio resource), so
+// every installer gets the same meshID, clusterName, network and remote
+// settings.
+func controlPlaneValues(f *fleet.Fleet, c *fleet.Cluster) map[string]any {
+	global := map[string]any{
+		"meshID":       f.Spec.Mesh.ID,
+		"multiCluster": map[string]any{"clusterName": c.Name},
+		"network":      c.Network,
+	}
+	values := map[string]any{"global": global}
+	if c.Role == fleet.Primary {
+		if f.ServesRemotes(c) {
+			global["externalIstiod"] = true
+		}
+		return values
+	}
+	global["remotePilotAddress"] = f.Cluster(c.ControlPlane).EastWestGateway.Address
+	values["istiodRemote"] = map[string]any{"injectionPath": "/inject/cluster/" + c.Name + "/net/" + c.Network}
+	return values
+}
+
+// eastWestGateway is cluster c's east-west gateway: what
+// samples/multicluster/gen-eastwest-gateway.sh installs for its network.
+func eastWestGateway(f *fleet.Fleet, c *fleet.Cluster, ns string) Gateway {
+	return Gateway{
+		Release:   release(f),
+		Name:      EastWestGatewayName,
+		Namespace: ns,
+		Revision:  f.Spec.Istio.Revision,
+		Network:   c.Network,
+		Labels:    map[string]any{"istio": EastWestGatewaySelector, "app": EastWestGatewayName, LabelNetwork: c.Network},
+		Ports:     []Port{{"status-port", 15021}, {"tls", 15443}, {"tls-istiod", 15012}, {"tls-webhook", 15017}},
+		Service:   gatewayService(c),
+	}
+}
+
+// gatewayService binds the east-west gateway Service to the address the
+// fleet declares, which remotes and other networks are wired to: its
+// type, and spec.loadBalancerIP for an IP address unless the fleet binds
+// the address through the Service's annotations. A host name is bound by
+// DNS pointing at the load balancer.
+func gatewayService(c *fleet.Cluster) Service {
+	gw := c.EastWestGateway
+	svc := fleet.GatewayService{Type: "LoadBalancer", BindAddress: fleet.BindLoadBalancerIP}
+	if gw != nil && gw.Service != nil {
+		svc = *gw.Service
+	}
+	s := Service{Type: svc.Type}
+	if gw != nil && len(svc.Annotations) > 0 {
+		s.Annotations = map[string]any{}
+		for k, v := range svc.Annotations {
+			s.Annotations[k] = v
+		}
+	}
+	if gw != nil && svc.Type == "LoadBalancer" && svc.BindAddress == fleet.BindLoadBalancerIP && isIP(gw.Address) {
+		s.LoadBalancerIP = canonicalIP(gw.Address)
+	}
+	return s
+}
+
+// Meta is an object's metadata: its name and namespace, and more fields.
+func Meta(name, namespace string, extra ...map[string]any) map[string]any {
+	m := map[string]any{"name": name, "namespace": namespace}
+	for _, e := range extra {
+		for k, v := range e {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// Merged is a new map with the entries of ms, later ones winning.
+func Merged(ms ...map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Clone copies a values tree deeply, so an installer can add to it.
+func Clone(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = cloneValue(v)
+	}
+	return out
+}
+
+func cloneValue(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		return Clone(v)
+	case []any:
+		out := slices.Clone(v)
+		for i := range out {
+			out[i] = cloneValue(out[i])
+		}
+		return out
+	}
+	return v
+}
+
+func isIP(s string) bool {
+	_, err := netip.ParseAddr(s)
+	return err == nil
+}
+
+// canonicalIP writes an IP address in its canonical form.
+func canonicalIP(s string) string {
+	ip, _ := netip.ParseAddr(s)
+	return ip.String()
+}
