@@ -1465,7 +1465,7 @@ spec:
       controlPlane: east
       apiServer: https://west.example.net:6443
 `,
-			want: `fleet.yaml:11:19: spec.topology.controlPlane: invalid value "primary-primary" (want one of "multi-primary", "primary-remote")`,
+			want: `fleet.yaml:11:19: spec.topology.controlPlane: invalid value "primary-primary" (want one of "external-control-plane", "multi-primary", "primary-remote")`,
 		},
 		{
 			name: "values that do not match the schema patterns",

@@ -11,6 +11,8 @@
 package mesh
 
 import (
+	"slices"
+
 	"github.com/meshfleet/meshfleet/generator/fleet"
 	"github.com/meshfleet/meshfleet/generator/install"
 	"github.com/meshfleet/meshfleet/generator/install/helm"
@@ -149,24 +151,42 @@ func Build(f *fleet.Fleet) *Plan {
 func Lay(pl *plan.Plan, in plan.Installer) *Plan {
 	f := pl.Fleet
 	p := &Plan{Fleet: f}
-	used := map[string]bool{}
+	used := map[string]plan.Expose{}
 	for i := range pl.Clusters {
-		pc := layCluster(f, &pl.Clusters[i], in)
-		for _, s := range pc.Stages {
-			for _, b := range s.Bases {
-				used[b] = true
-			}
+		p.Clusters = append(p.Clusters, layCluster(f, &pl.Clusters[i], in))
+		for _, e := range pl.Clusters[i].Exposes {
+			used[baseName(e)] = e
 		}
-		p.Clusters = append(p.Clusters, pc)
 	}
 	rev := f.Spec.Istio.Revision
-	if used[BaseExposeIstiod] {
-		p.Bases = append(p.Bases, Base{BaseExposeIstiod, []File{{Name: "expose-istiod.yaml", Objects: exposeIstiod(rev, plan.IstioNamespace)}}})
-	}
-	if used[BaseExposeServices] {
-		p.Bases = append(p.Bases, Base{BaseExposeServices, []File{{Name: "expose-services.yaml", Objects: []Object{crossNetworkGateway(plan.IstioNamespace)}}}})
+	for _, name := range sortedKeys(used) {
+		e := used[name]
+		switch e.Base {
+		case BaseExposeIstiod:
+			p.Bases = append(p.Bases, Base{name, []File{{Name: "expose-istiod.yaml", Objects: exposeIstiod(rev, e.Namespace)}}})
+		case BaseExposeServices:
+			p.Bases = append(p.Bases, Base{name, []File{{Name: "expose-services.yaml", Objects: []Object{crossNetworkGateway(e.Namespace)}}}})
+		}
 	}
 	return p
+}
+
+// baseName is the directory of a shared base: its name, followed by its
+// namespace when that is not istio-system.
+func baseName(e plan.Expose) string {
+	if e.Namespace == plan.IstioNamespace {
+		return e.Base
+	}
+	return e.Base + "-" + e.Namespace
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // stages collects a cluster's stages as they are filled in.
@@ -212,14 +232,25 @@ func layCluster(f *fleet.Fleet, c *plan.Cluster, in plan.Installer) Cluster {
 	if c.Reader {
 		s.add(StageNamespace, "reader.yaml", reader(f, c)...)
 	}
+	if c.ConfigAccount != "" {
+		s.add(StageNamespace, "config-account.yaml", configAccount(c)...)
+	}
 	for i := range c.ControlPlanes {
 		s.put(&pc, StageControlPlane, in.ControlPlane(&c.ControlPlanes[i]))
 	}
 	for i := range c.Gateways {
 		s.put(&pc, StageGateways, in.Gateway(&c.Gateways[i]))
 	}
-	for _, b := range c.Exposes {
-		s.get(StageGateways).Bases = append(s.get(StageGateways).Bases, b)
+	if in := c.IstiodIngress; in != nil {
+		s.add(StageGateways, "expose-istiod.yaml", exposeExternalIstiod(f, in)...)
+	}
+	for _, e := range c.Exposes {
+		s.get(StageGateways).Bases = append(s.get(StageGateways).Bases, baseName(e))
+	}
+	if k := c.ConfigKubeconfig; k != nil {
+		// Before the control plane: without it the external istiod
+		// would take its own cluster for the config cluster.
+		s.add(StageNamespace, "config-kubeconfig.yaml", configKubeconfig(f, k))
 	}
 	var secrets []Object
 	for _, other := range c.Reads {

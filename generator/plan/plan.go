@@ -70,8 +70,16 @@ const (
 	// RolePrimary: istiod, serving this cluster and maybe remotes.
 	RolePrimary Role = "primary"
 	// RoleRemote: the remote profile, an injection webhook and an istiod
-	// Service pointing at the istiod that serves this cluster.
+	// Service pointing at the istiod that serves this cluster; on the
+	// config cluster of an external control plane also the mesh
+	// configuration (Values: global.configCluster).
 	RoleRemote Role = "remote"
+	// RoleExternal: istiod of an external control plane, serving the
+	// config cluster (its CLUSTER_ID) and further remotes from outside.
+	RoleExternal Role = "external"
+	// RoleLocal: the external cluster's own istiod, outside the mesh: it
+	// injects only the ingress gateway that exposes the external istiod.
+	RoleLocal Role = "local"
 )
 
 // Release is the Istio release a component runs.
@@ -105,6 +113,39 @@ type ControlPlane struct {
 type Port struct {
 	Name string
 	Port int
+}
+
+// Expose names a shared base a cluster applies with its gateways, and
+// the namespace its objects go to.
+type Expose struct {
+	Base      string
+	Namespace string
+}
+
+// IstiodIngress is what an external cluster exposes its istiod with:
+// Gateway, VirtualService and, when the gateway terminates TLS for a host
+// name, a DestinationRule and the certificate.
+type IstiodIngress struct {
+	Address   string
+	Host      bool   // Address is a DNS name: the gateway terminates TLS
+	Namespace string // of the Gateway, VirtualService and DestinationRule
+	// Selector selects the ingress gateway's pods.
+	Selector map[string]any
+	// Istiod is the istiod Service's host.
+	Istiod string
+	// Certificate is the certificate's Secret, in GatewayNamespace, and
+	// the issuer that issues it (nil: a placeholder).
+	Certificate      string
+	Issuer           *fleet.IssuerRef
+	GatewayNamespace string
+}
+
+// ConfigKubeconfig is the Secret an external istiod reads its config
+// cluster with (istioctl create-remote-secret --type=config).
+type ConfigKubeconfig struct {
+	Cluster        *fleet.Cluster // the config cluster
+	Namespace      string         // of the Secret, and of istiod's account in the config cluster
+	ServiceAccount string         // istiod's account in the config cluster
 }
 
 // Service is how a gateway's Service is exposed.
@@ -151,21 +192,35 @@ type Cluster struct {
 	// reads through remote secrets.
 	Reads []*fleet.Cluster
 	// Exposes are the shared bases the cluster applies with its gateways.
-	Exposes []string
+	Exposes []Expose
+	// MeshNamespace is where the cluster's mesh control plane keeps its
+	// CA, reader account and secrets.
+	MeshNamespace string
+	// IstiodIngress: on an external cluster, how its istiod is exposed.
+	IstiodIngress *IstiodIngress
+	// ConfigKubeconfig: on an external cluster, the config cluster's
+	// kubeconfig placeholder.
+	ConfigKubeconfig *ConfigKubeconfig
+	// ConfigAccount: on a config cluster, the account (bound to istiod's
+	// roles) whose token the external control plane's ConfigKubeconfig
+	// is made from.
+	ConfigAccount string
 }
 
-// Namespace returns the namespace of the cluster's first control plane.
+// Namespace returns the namespace of the cluster's mesh control plane.
 func (c *Cluster) Namespace() string {
-	if len(c.ControlPlanes) > 0 {
-		return c.ControlPlanes[0].Namespace
+	if c.MeshNamespace != "" {
+		return c.MeshNamespace
 	}
 	return IstioNamespace
 }
 
-// Revision returns the revision of the cluster's first control plane.
+// Revision returns the revision of the cluster's mesh control plane.
 func (c *Cluster) Revision() string {
-	if len(c.ControlPlanes) > 0 {
-		return c.ControlPlanes[0].Revision
+	for _, cp := range c.ControlPlanes {
+		if cp.Role != RoleLocal {
+			return cp.Revision
+		}
 	}
 	return ""
 }
@@ -210,10 +265,22 @@ func Build(f *fleet.Fleet) *Plan {
 }
 
 func planCluster(f *fleet.Fleet, c *fleet.Cluster) Cluster {
-	pc := Cluster{Cluster: c}
+	if c.Role == fleet.ExternalControlPlane {
+		return planExternal(f, c)
+	}
 	ns := IstioNamespace
+	x := f.ExternalControlPlaneOf(c)
+	if x != nil {
+		ns = fleet.ExternalIstiodNamespace
+	}
+	pc := Cluster{Cluster: c, MeshNamespace: ns}
 	annotations := Merged(NeverDeleted)
-	if c.Role == fleet.Remote {
+	switch {
+	case x != nil && !c.ConfigCluster:
+		if cc := f.ConfigClusterOf(x); cc != nil {
+			annotations[AnnotationControlPlanes] = cc.Name
+		}
+	case c.Role == fleet.Remote && x == nil:
 		annotations[AnnotationControlPlanes] = c.ControlPlane
 	}
 	pc.Namespaces = append(pc.Namespaces, Namespace{Name: ns, Labels: map[string]any{LabelNetwork: c.Network}, Annotations: annotations})
@@ -224,10 +291,15 @@ func planCluster(f *fleet.Fleet, c *fleet.Cluster) Cluster {
 		pc.Gateways = append(pc.Gateways, eastWestGateway(f, c, ns))
 	}
 	if f.ServesRemotes(c) {
-		pc.Exposes = append(pc.Exposes, BaseExposeIstiod)
+		pc.Exposes = append(pc.Exposes, Expose{BaseExposeIstiod, ns})
 	}
-	if c.Role == fleet.Primary && f.MultiNetwork() {
-		pc.Exposes = append(pc.Exposes, BaseExposeServices)
+	if (c.Role == fleet.Primary || c.ConfigCluster) && f.MultiNetwork() {
+		// The cluster whose configuration istiod reads: the Gateway
+		// programs every network's gateway.
+		pc.Exposes = append(pc.Exposes, Expose{BaseExposeServices, ns})
+	}
+	if x != nil && c.ConfigCluster {
+		pc.ConfigAccount = ConfigServiceAccount
 	}
 	if c.Role == fleet.Primary {
 		for _, other := range f.Clusters {
@@ -253,16 +325,24 @@ func controlPlane(f *fleet.Fleet, c *fleet.Cluster, ns string) ControlPlane {
 		Revision:  rev,
 		Namespace: ns,
 		Default:   true, // the only revision is the default one
-		Values:    controlPlaneValues(f, c),
 	}
 	if cp.Name == "" {
 		cp.Name = "default"
 	}
-	if c.Role == fleet.Remote {
+	if x := f.ExternalControlPlaneOf(c); x != nil {
 		cp.Role = RoleRemote
 		cp.Profile = "remote"
+		cp.Values = externalRemoteValues(f, c, x)
+		if rev == "" {
+			cp.Name = ns // as the external istiod's
+		}
+	} else if c.Role == fleet.Remote {
+		cp.Role = RoleRemote
+		cp.Profile = "remote"
+		cp.Values = controlPlaneValues(f, c)
 	} else {
 		cp.Role = RolePrimary
+		cp.Values = controlPlaneValues(f, c)
 		cp.MeshConfig = map[string]any{"trustDomain": f.Spec.Mesh.TrustDomain}
 	}
 	return cp
@@ -312,22 +392,36 @@ func eastWestGateway(f *fleet.Fleet, c *fleet.Cluster, ns string) Gateway {
 // the address through the Service's annotations. A host name is bound by
 // DNS pointing at the load balancer.
 func gatewayService(c *fleet.Cluster) Service {
-	gw := c.EastWestGateway
+	if gw := c.EastWestGateway; gw != nil {
+		return service(gw.Address, gw.Service)
+	}
+	return service("", nil)
+}
+
+// service binds a gateway Service to addr ("" for none).
+func service(addr string, fs *fleet.GatewayService) Service {
 	svc := fleet.GatewayService{Type: "LoadBalancer", BindAddress: fleet.BindLoadBalancerIP}
-	if gw != nil && gw.Service != nil {
-		svc = *gw.Service
+	if fs != nil {
+		svc = *fs
 	}
 	s := Service{Type: svc.Type}
-	if gw != nil && len(svc.Annotations) > 0 {
+	if addr != "" && len(svc.Annotations) > 0 {
 		s.Annotations = map[string]any{}
 		for k, v := range svc.Annotations {
 			s.Annotations[k] = v
 		}
 	}
-	if gw != nil && svc.Type == "LoadBalancer" && svc.BindAddress == fleet.BindLoadBalancerIP && isIP(gw.Address) {
-		s.LoadBalancerIP = canonicalIP(gw.Address)
+	if addr != "" && svc.Type == "LoadBalancer" && svc.BindAddress == fleet.BindLoadBalancerIP && isIP(addr) {
+		s.LoadBalancerIP = canonicalIP(addr)
 	}
 	return s
+}
+
+func gatewayServiceOf(gw *fleet.IstiodGateway) *fleet.GatewayService {
+	if gw == nil {
+		return nil
+	}
+	return gw.Service
 }
 
 // Meta is an object's metadata: its name and namespace, and more fields.

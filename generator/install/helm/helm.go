@@ -13,6 +13,9 @@ const (
 	ReleaseBase     = "istio-base"
 	ReleaseIstiod   = "istiod"
 	ReleaseEastWest = plan.EastWestGatewayName
+	// ReleaseExternalIstiod is an external control plane's istiod, beside
+	// the external cluster's own istiod release.
+	ReleaseExternalIstiod = "external-istiod"
 )
 
 // Installer is the Helm installer.
@@ -34,7 +37,11 @@ func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 		base["defaultRevision"] = cp.Revision
 	}
 	values := plan.Clone(cp.Values)
-	global := values["global"].(map[string]any)
+	global, _ := values["global"].(map[string]any)
+	if global == nil {
+		global = map[string]any{}
+		values["global"] = global
+	}
 	global["hub"] = cp.Hub
 	global["tag"] = cp.Version
 	if cp.Revision != "" {
@@ -50,6 +57,12 @@ func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 	}
 	if cp.MeshConfig != nil {
 		values["meshConfig"] = plan.Clone(cp.MeshConfig)
+	}
+	if cp.Role == plan.RoleExternal {
+		// The local control plane's base chart holds the CRDs; the
+		// external istiod renders no webhooks (operatorManageWebhooks,
+		// configValidation false).
+		return plan.Output{Charts: []plan.Chart{chart(cp.Release, ReleaseExternalIstiod, "istiod", cp.Namespace, values)}}
 	}
 	return plan.Output{Charts: []plan.Chart{
 		chart(cp.Release, ReleaseBase, "base", cp.Namespace, base),
@@ -70,7 +83,17 @@ func (Installer) Gateway(gw *plan.Gateway) plan.Output {
 	if gw.Service.Annotations != nil {
 		service["annotations"] = plan.Clone(gw.Service.Annotations)
 	}
-	values := map[string]any{"networkGateway": gw.Network, "service": service}
+	values := map[string]any{"service": service}
+	if gw.Network != "" {
+		values["networkGateway"] = gw.Network
+	} else {
+		// The ports the chart's default Service lacks.
+		var ports []any
+		for _, p := range gw.Ports {
+			ports = append(ports, map[string]any{"name": p.Name, "port": p.Port, "targetPort": p.Port, "protocol": "TCP"})
+		}
+		service["ports"] = ports
+	}
 	if gw.Revision != "" {
 		values["revision"] = gw.Revision
 	}

@@ -12,6 +12,10 @@ type Installer struct{}
 
 // ControlPlane is controlplane.yaml: the profile, values and meshConfig
 // of the control plane.
+//
+// An external istiod is external-istiod.yaml: the empty profile with
+// istiod only. The external cluster's own istiod, which only injects the
+// ingress gateway, is the minimal profile.
 func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 	spec := map[string]any{"values": plan.Clone(cp.Values)}
 	if cp.Profile != "" {
@@ -20,8 +24,17 @@ func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 	if cp.MeshConfig != nil {
 		spec["meshConfig"] = plan.Clone(cp.MeshConfig)
 	}
-	return plan.Output{Istioctl: []plan.File{{Name: "controlplane.yaml", Objects: []plan.Object{
-		istioOperator(cp.Release, cp.Revision, "controlplane", cp.Namespace, spec),
+	name := "controlplane"
+	switch cp.Role {
+	case plan.RoleExternal:
+		name = "external-istiod"
+		spec["profile"] = "empty"
+		spec["components"] = map[string]any{"pilot": map[string]any{"enabled": true}}
+	case plan.RoleLocal:
+		spec["profile"] = "minimal"
+	}
+	return plan.Output{Istioctl: []plan.File{{Name: name + ".yaml", Objects: []plan.Object{
+		istioOperator(cp.Release, cp.Revision, name, cp.Namespace, spec),
 	}}}}
 }
 
@@ -37,9 +50,9 @@ func (Installer) Gateway(gw *plan.Gateway) plan.Output {
 	if gw.Service.LoadBalancerIP != "" {
 		service["loadBalancerIP"] = gw.Service.LoadBalancerIP
 	}
-	k8s := map[string]any{
-		"env":     []any{map[string]any{"name": "ISTIO_META_REQUESTED_NETWORK_VIEW", "value": gw.Network}},
-		"service": service,
+	k8s := map[string]any{"service": service}
+	if gw.Network != "" {
+		k8s["env"] = []any{map[string]any{"name": "ISTIO_META_REQUESTED_NETWORK_VIEW", "value": gw.Network}}
 	}
 	if gw.Service.Annotations != nil {
 		k8s["serviceAnnotations"] = plan.Clone(gw.Service.Annotations)
@@ -55,11 +68,16 @@ func (Installer) Gateway(gw *plan.Gateway) plan.Output {
 		}}},
 		"values": map[string]any{
 			"gateways": map[string]any{"istio-ingressgateway": map[string]any{"injectionTemplate": "gateway"}},
-			"global":   map[string]any{"network": gw.Network},
 		},
 	}
-	return plan.Output{Istioctl: []plan.File{{Name: "eastwest-gateway.yaml", Objects: []plan.Object{
-		istioOperator(gw.Release, gw.Revision, "eastwest", gw.Namespace, spec),
+	file, name := "eastwest-gateway.yaml", "eastwest"
+	if gw.Network != "" {
+		spec["values"].(map[string]any)["global"] = map[string]any{"network": gw.Network}
+	} else {
+		file, name = "ingress-gateway.yaml", "ingress"
+	}
+	return plan.Output{Istioctl: []plan.File{{Name: file, Objects: []plan.Object{
+		istioOperator(gw.Release, gw.Revision, name, gw.Namespace, spec),
 	}}}}
 }
 

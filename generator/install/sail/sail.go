@@ -19,6 +19,9 @@ type Installer struct{}
 // IstioRevisionTag default.
 func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 	values := plan.Clone(cp.Values)
+	if cp.Role == plan.RoleExternal && cp.Revision == "" {
+		revisionNames(values, cp.Name)
+	}
 	spec := map[string]any{
 		"version":        "v" + cp.Version,
 		"namespace":      cp.Namespace,
@@ -27,6 +30,10 @@ func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 	}
 	if cp.Profile != "" {
 		spec["profile"] = cp.Profile
+	}
+	if cp.Role == plan.RoleExternal {
+		spec["profile"] = "empty"
+		values["pilot"].(map[string]any)["enabled"] = true
 	}
 	if cp.MeshConfig != nil {
 		values["meshConfig"] = plan.Clone(cp.MeshConfig)
@@ -37,11 +44,36 @@ func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 		"metadata":   map[string]any{"name": cp.Name},
 		"spec":       spec,
 	}}
-	if cp.Revision != "" && cp.Default {
+	if cp.Name != "default" && cp.Default && (cp.Role == plan.RolePrimary || cp.Role == plan.RoleRemote) {
 		objs = append(objs, defaultTag(cp.Name))
 	}
-	return plan.Output{Manifests: []plan.File{{Name: "istio.yaml", Objects: objs}}}
+	file := "istio.yaml"
+	switch cp.Role {
+	case plan.RoleExternal:
+		file = "external-istiod.yaml"
+	case plan.RoleLocal:
+		file = "istio-local.yaml"
+	}
+	return plan.Output{Manifests: []plan.File{{Name: file, Objects: objs}}}
 }
+
+// revisionNames: Sail names an Istio's revision after it, and with it the
+// ConfigMaps istiod reads and the webhooks of the config cluster's Istio
+// of the same name, which the external istiod patches.
+func revisionNames(values map[string]any, rev string) {
+	pilot := values["pilot"].(map[string]any)
+	env := pilot["env"].(map[string]any)
+	for _, k := range []string{"INJECTION_WEBHOOK_CONFIG_NAME", "VALIDATION_WEBHOOK_CONFIG_NAME"} {
+		if name, _ := env[k].(string); name != "" {
+			env[k] = name + "-" + rev
+		}
+	}
+	for _, v := range pilot["volumes"].([]any) {
+		cm := v.(map[string]any)["configMap"].(map[string]any)
+		cm["name"] = cm["name"].(string) + "-" + rev
+	}
+}
+
 
 // defaultTag makes a revisioned Sail control plane the default one: Sail
 // installs the base chart (the default validation webhook) and the
@@ -101,7 +133,6 @@ func (Installer) Gateway(gw *plan.Gateway) plan.Output {
 						"containers": []any{map[string]any{
 							"name":  "istio-proxy",
 							"image": "auto", // filled in by the injection webhook
-							"env":   []any{map[string]any{"name": "ISTIO_META_REQUESTED_NETWORK_VIEW", "value": gw.Network}},
 							"ports": containerPorts,
 							"securityContext": map[string]any{
 								"allowPrivilegeEscalation": false,
@@ -133,5 +164,10 @@ func (Installer) Gateway(gw *plan.Gateway) plan.Output {
 			"subjects":   []any{map[string]any{"kind": "ServiceAccount", "name": sa}},
 		},
 	}
-	return plan.Output{Manifests: []plan.File{{Name: "eastwest-gateway.yaml", Objects: objs}}}
+	if gw.Network != "" {
+		container := objs[1]["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
+		container["env"] = []any{map[string]any{"name": "ISTIO_META_REQUESTED_NETWORK_VIEW", "value": gw.Network}}
+		return plan.Output{Manifests: []plan.File{{Name: "eastwest-gateway.yaml", Objects: objs}}}
+	}
+	return plan.Output{Manifests: []plan.File{{Name: "ingress-gateway.yaml", Objects: objs}}}
 }

@@ -1,0 +1,214 @@
+package mesh
+
+import (
+	"fmt"
+
+	"github.com/meshfleet/meshfleet/generator/fleet"
+	"github.com/meshfleet/meshfleet/generator/plan"
+)
+
+// ConfigKubeconfigSecret is the Secret an external istiod reads its
+// config cluster with, and ConfigKubeconfigKey its key: what istioctl
+// create-remote-secret --type=config makes.
+const (
+	ConfigKubeconfigSecret = "istio-kubeconfig"
+	ConfigKubeconfigKey    = "config"
+)
+
+// WaitForKeySets are the values AnnotationWaitForKeys takes.
+var WaitForKeySets = []string{CAKeySets, ConfigKubeconfigKey}
+
+// exposeExternalIstiod routes the external cluster's ingress gateway to
+// the external istiod: ports 15012 (xDS and CA) and 15017 (webhooks, to
+// istiod's 443). For an IP address the gateway passes TLS through to
+// istiod, for any SNI; for a host name it terminates TLS with the
+// certificate for that name and originates TLS to istiod (the
+// DestinationRule), as Istio's external control plane guide does.
+func exposeExternalIstiod(f *fleet.Fleet, in *plan.IstiodIngress) []Object {
+	route := func(port, target int) map[string]any {
+		return map[string]any{"destination": map[string]any{"host": in.Istiod, "port": map[string]any{"number": target}}}
+	}
+	if !in.Host {
+		server := func(name string, port int) map[string]any {
+			return map[string]any{
+				"port":  map[string]any{"name": name, "number": port, "protocol": "tls"},
+				"tls":   map[string]any{"mode": "PASSTHROUGH"},
+				"hosts": []any{"*"},
+			}
+		}
+		match := func(port, target int) map[string]any {
+			m := route(port, target)
+			return map[string]any{"match": []any{map[string]any{"port": port, "sniHosts": []any{"*"}}}, "route": []any{m}}
+		}
+		return []Object{
+			{
+				"apiVersion": "networking.istio.io/v1",
+				"kind":       "Gateway",
+				"metadata":   meta("external-istiod-gw", in.Namespace),
+				"spec": map[string]any{
+					"selector": plan.Clone(in.Selector),
+					"servers":  []any{server("tls-xds", 15012), server("tls-webhook", 15017)},
+				},
+			},
+			{
+				"apiVersion": "networking.istio.io/v1",
+				"kind":       "VirtualService",
+				"metadata":   meta("external-virtualsvc", in.Namespace),
+				"spec": map[string]any{
+					"hosts":    []any{"*"},
+					"gateways": []any{"external-istiod-gw"},
+					"tls":      []any{match(15012, 15012), match(15017, 443)},
+				},
+			},
+		}
+	}
+	server := func(name string, port int) map[string]any {
+		return map[string]any{
+			"port":  map[string]any{"name": name, "number": port, "protocol": "https"},
+			"tls":   map[string]any{"mode": "SIMPLE", "credentialName": in.Certificate},
+			"hosts": []any{in.Address},
+		}
+	}
+	match := func(port, target int) map[string]any {
+		return map[string]any{"match": []any{map[string]any{"port": port}}, "route": []any{route(port, target)}}
+	}
+	objs := []Object{
+		{
+			"apiVersion": "networking.istio.io/v1",
+			"kind":       "Gateway",
+			"metadata":   meta("external-istiod-gw", in.Namespace),
+			"spec": map[string]any{
+				"selector": plan.Clone(in.Selector),
+				"servers":  []any{server("https-xds", 15012), server("https-webhook", 15017)},
+			},
+		},
+		{
+			"apiVersion": "networking.istio.io/v1",
+			"kind":       "VirtualService",
+			"metadata":   meta("external-virtualsvc", in.Namespace),
+			"spec": map[string]any{
+				"hosts":    []any{in.Address},
+				"gateways": []any{"external-istiod-gw"},
+				"http":     []any{match(15012, 15012), match(15017, 443)},
+			},
+		},
+		{
+			"apiVersion": "networking.istio.io/v1",
+			"kind":       "DestinationRule",
+			"metadata":   meta("external-istiod-dr", in.Namespace),
+			"spec": map[string]any{
+				"host": in.Istiod,
+				"trafficPolicy": map[string]any{"portLevelSettings": []any{
+					map[string]any{
+						"port":           map[string]any{"number": 15012},
+						"tls":            map[string]any{"mode": "SIMPLE"},
+						"connectionPool": map[string]any{"http": map[string]any{"h2UpgradePolicy": "UPGRADE"}},
+					},
+					map[string]any{
+						"port": map[string]any{"number": 443},
+						"tls":  map[string]any{"mode": "SIMPLE"},
+					},
+				}},
+			},
+		},
+	}
+	return append(objs, gatewayCertificate(in))
+}
+
+// gatewayCertificate is the certificate the ingress gateway presents for
+// the external istiod's host name: issued by cert-manager, or a
+// placeholder to fill in. Proxies and API servers trust it through their
+// system roots, so it must come from a CA they trust.
+func gatewayCertificate(in *plan.IstiodIngress) Object {
+	if is := in.Issuer; is != nil {
+		return Object{
+			"apiVersion": "cert-manager.io/v1",
+			"kind":       "Certificate",
+			"metadata":   meta(in.Certificate, in.GatewayNamespace),
+			"spec": map[string]any{
+				"secretName": in.Certificate,
+				"dnsNames":   []any{in.Address},
+				"issuerRef":  map[string]any{"name": is.Name, "kind": is.Kind, "group": is.Group},
+			},
+		}
+	}
+	return Object{
+		"apiVersion": "v1",
+		"kind":       "Secret",
+		"type":       "kubernetes.io/tls",
+		"metadata": meta(in.Certificate, in.GatewayNamespace, map[string]any{"annotations": merged(keepFilledIn, map[string]any{
+			annotationPlaceholder: "TLS certificate and key for " + in.Address + ", from a CA the proxies' and API servers' system roots trust: the external istiod's ingress gateway presents it on ports 15012 and 15017",
+			annotationSecretKeys:  "tls.crt, tls.key",
+		})}),
+	}
+}
+
+// configAccount is the account an external istiod acts on its config
+// cluster with: bound to the ClusterRoles and the Role of istiod that the
+// remote profile with configCluster installs (the bindings may name them
+// before they exist), and a long-lived token Kubernetes mints for it.
+func configAccount(c *plan.Cluster) []Object {
+	ns, sa := c.Namespace(), c.ConfigAccount
+	suffix := ""
+	if rev := c.Revision(); rev != "" {
+		suffix = "-" + rev
+	}
+	subjects := []any{map[string]any{"kind": "ServiceAccount", "name": sa, "namespace": ns}}
+	binding := func(kind, role string) Object {
+		md := map[string]any{"name": sa + "-" + role}
+		if kind == "ClusterRole" {
+			md["name"] = sa + "-" + role + "-" + ns
+			role += "-" + ns
+		} else {
+			md["namespace"] = ns
+		}
+		return Object{
+			"apiVersion": "rbac.authorization.k8s.io/v1",
+			"kind":       kind + "Binding",
+			"metadata":   md,
+			"roleRef":    map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
+			"subjects":   subjects,
+		}
+	}
+	return []Object{
+		{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(sa, ns)},
+		binding("ClusterRole", "istiod-clusterrole"+suffix),
+		binding("ClusterRole", "istiod-gateway-controller"+suffix),
+		binding("ClusterRole", "istiod-waypoint-controller"+suffix),
+		binding("Role", "istiod"+suffix),
+		{
+			"apiVersion": "v1",
+			"kind":       "Secret",
+			"type":       "kubernetes.io/service-account-token",
+			"metadata":   meta(sa+"-token", ns, map[string]any{"annotations": map[string]any{annotationServiceAccount: sa}}),
+		},
+	}
+}
+
+// configKubeconfig is the placeholder of the config cluster's kubeconfig
+// that the external istiod reads (Secret istio-kubeconfig, key config,
+// as istioctl create-remote-secret --type=config makes it). The stage
+// holding it is ready only once it is filled in, so the external istiod
+// never starts without it.
+func configKubeconfig(f *fleet.Fleet, k *plan.ConfigKubeconfig) Object {
+	c := k.Cluster
+	return Object{
+		"apiVersion": "v1",
+		"kind":       "Secret",
+		"metadata": meta(ConfigKubeconfigSecret, k.Namespace, map[string]any{
+			"annotations": merged(keepFilledIn, map[string]any{
+				annotationCluster:     c.Name,
+				annotationAPIServer:   c.APIServer,
+				annotationPlaceholder: fmt.Sprintf("kubeconfig of config cluster %s's %s account under key %s: %s", c.Name, k.ServiceAccount, ConfigKubeconfigKey, ConfigSecretCommand(c, k.Namespace, k.ServiceAccount)),
+				annotationSecretKeys:  ConfigKubeconfigKey,
+				AnnotationWaitForKeys: ConfigKubeconfigKey,
+			}),
+		}),
+	}
+}
+
+// ConfigSecretCommand is the istioctl command that prints the config
+// cluster's kubeconfig Secret.
+func ConfigSecretCommand(c *fleet.Cluster, namespace, account string) string {
+	return fmt.Sprintf("istioctl create-remote-secret --type=config --name=%s --server=%s --namespace=%s --service-account=%s --create-service-account=false --secret-name=%s-token", c.Name, c.APIServer, namespace, account, account)
+}
