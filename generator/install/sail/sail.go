@@ -74,7 +74,6 @@ func revisionNames(values map[string]any, rev string) {
 	}
 }
 
-
 // defaultTag makes a revisioned Sail control plane the default one: Sail
 // installs the base chart (the default validation webhook) and the
 // istio-injection=enabled webhook only for a revision named default or
