@@ -172,11 +172,20 @@ func remoteSecret(f *fleet.Fleet, c *fleet.Cluster, ns string) Object {
 			"annotations": merged(keepFilledIn, map[string]any{
 				annotationCluster:     c.Name,
 				annotationAPIServer:   c.APIServer,
-				annotationPlaceholder: fmt.Sprintf("kubeconfig of %s's %s under key %s: istioctl create-remote-secret --name=%s --server=%s --service-account=%s --create-service-account=false --secret-name=%s", c.Name, ReaderServiceAccount, c.Name, c.Name, c.APIServer, ReaderServiceAccount, readerTokenSecret),
+				annotationPlaceholder: fmt.Sprintf("kubeconfig of %s's %s under key %s: istioctl create-remote-secret --name=%s --server=%s%s --service-account=%s --create-service-account=false --secret-name=%s", c.Name, ReaderServiceAccount, c.Name, c.Name, c.APIServer, readerNamespaceFlag(f, c), ReaderServiceAccount, readerTokenSecret),
 				annotationSecretKeys:  c.Name,
 			}),
 		}),
 	}
+}
+
+// readerNamespaceFlag names the namespace of c's reader account for
+// istioctl create-remote-secret, when it is not istio-system.
+func readerNamespaceFlag(f *fleet.Fleet, c *fleet.Cluster) string {
+	if f.ExternalControlPlaneOf(c) != nil {
+		return " --namespace=" + fleet.ExternalIstiodNamespace
+	}
+	return ""
 }
 
 // kubeconfig is the template External Secrets fills with the reader's
