@@ -16,7 +16,7 @@ type identity struct {
 	externalIstiod, remotePilotAddress, injectionPath            any
 	configCluster                                                any
 	istioNamespace, injectionURL, validationURL, caAddress       any
-	clusterID, discoveryAddress                                  any
+	externalEnv, discoveryAddress                                any
 	gatewayNetwork, gatewayType, gatewayIP                       any
 }
 
@@ -33,7 +33,7 @@ func fromValues(values map[string]any) identity {
 		injectionURL:       get(values, "istiodRemote", "injectionURL"),
 		validationURL:      get(values, "base", "validationURL"),
 		caAddress:          get(values, "global", "caAddress"),
-		clusterID:          get(values, "pilot", "env", "CLUSTER_ID"),
+		externalEnv:        get(values, "pilot", "env", "EXTERNAL_ISTIOD"),
 	}
 }
 
@@ -146,9 +146,6 @@ func TestInstallersAgree(t *testing.T) {
 					if c.Role == fleet.ExternalControlPlane {
 						cc := f.ConfigClusterOf(c.Cluster)
 						name, network = cc.Name, cc.Network
-						if got.clusterID != name {
-							t.Errorf("%s %s: CLUSTER_ID %v, want %s", installer, c.Name, got.clusterID, name)
-						}
 					}
 					if got.meshID != f.Spec.Mesh.ID || got.clusterName != name || got.network != network {
 						t.Errorf("%s %s: identity %+v does not match the fleet", installer, c.Name, got)

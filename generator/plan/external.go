@@ -96,7 +96,8 @@ func pilotAddress(x *fleet.Cluster) string {
 }
 
 // externalIstiod is the external control plane's istiod: it runs in the
-// external cluster and acts on the config cluster (CLUSTER_ID, its
+// external cluster and acts on the config cluster (CLUSTER_ID, which the
+// istiod chart sets from global.multiCluster.clusterName, its
 // kubeconfig in Secret istio-kubeconfig, its mesh configuration in
 // ConfigMap istio: SHARED_MESH_CONFIG), reads the remotes' secrets from
 // its own cluster (LOCAL_CLUSTER_SECRET_WATCHER), and mounts the
@@ -137,7 +138,6 @@ func externalIstiod(f *fleet.Fleet, x *fleet.Cluster, ns string) ControlPlane {
 				"VALIDATION_WEBHOOK_CONFIG_NAME": validation,
 				"EXTERNAL_ISTIOD":                "true",
 				"LOCAL_CLUSTER_SECRET_WATCHER":   "true",
-				"CLUSTER_ID":                     clusterID,
 				"SHARED_MESH_CONFIG":             "istio",
 			},
 			"volumes": []any{

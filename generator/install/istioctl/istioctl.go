@@ -57,15 +57,19 @@ func (Installer) Gateway(gw *plan.Gateway) plan.Output {
 	if gw.Service.Annotations != nil {
 		k8s["serviceAnnotations"] = plan.Clone(gw.Service.Annotations)
 	}
+	component := map[string]any{
+		"name":    gw.Name,
+		"enabled": true,
+		"label":   plan.Clone(gw.Labels),
+		"k8s":     k8s,
+	}
+	if gw.Namespace != plan.IstioNamespace {
+		component["namespace"] = gw.Namespace
+	}
 	spec := map[string]any{
-		"revision": "",
-		"profile":  "empty",
-		"components": map[string]any{"ingressGateways": []any{map[string]any{
-			"name":    gw.Name,
-			"enabled": true,
-			"label":   plan.Clone(gw.Labels),
-			"k8s":     k8s,
-		}}},
+		"revision":   "",
+		"profile":    "empty",
+		"components": map[string]any{"ingressGateways": []any{component}},
 		"values": map[string]any{
 			"gateways": map[string]any{"istio-ingressgateway": map[string]any{"injectionTemplate": "gateway"}},
 		},
