@@ -207,8 +207,9 @@ type Certificate struct {
 
 // Gateway is a cluster's east-west gateway.
 type Gateway struct {
-	Address string          `json:"address"`
-	Service *GatewayService `json:"service,omitempty"`
+	Address     string          `json:"address"`
+	Service     *GatewayService `json:"service,omitempty"`
+	Certificate *Certificate    `json:"certificate,omitempty"`
 }
 
 // GatewayService is what the gateway's Service needs from the fleet.

@@ -293,10 +293,15 @@ func checkServingGateway(f *Fleet, c *Cluster, p *problems) {
 		return
 	}
 	addr := c.EastWestGateway.Address
-	if ip, err := netip.ParseAddr(addr); err != nil {
-		p.add(at.dot("address"), "%q must be an IP address: remotes use it as remotePilotAddress, and for a host name Istio creates an ExternalName Service that sidecar injection cannot call", addr)
-	} else {
+	if ip, err := netip.ParseAddr(addr); err == nil {
+		// Remotes use it as remotePilotAddress and reach injection
+		// through the istiod Service it fills in. (A host name makes them
+		// use injectionURL and validationURL at that name instead, with
+		// the certificate the gateway presents for it.)
 		checkPilotIP(f, at.dot("address"), addr, ip, p)
+		if c.EastWestGateway.Certificate != nil {
+			p.add(at.dot("certificate"), "%s is an IP address: the gateway passes TLS through to istiod and presents no certificate; give a DNS name to terminate TLS", addr)
+		}
 	}
 	if s := c.EastWestGateway.Service; s != nil && s.Type != "" && s.Type != "LoadBalancer" {
 		p.add(at.dot("service", "type"), "primary %s serves remotes, which reach istiod at %s on ports 15012 and 15017: the gateway Service must be a LoadBalancer, a %s Service does not listen there", c.Name, addr, s.Type)
@@ -326,6 +331,9 @@ func checkGatewayService(f *Fleet, c *Cluster, p *problems) {
 	if f.ExternalControlPlaneOf(c) != nil && !f.NeedsEastWestGateway(c) {
 		p.add(at, "remote %s is on the one network of the mesh and needs no east-west gateway: remove the field", c.Name)
 		return
+	}
+	if c.EastWestGateway.Certificate != nil && !f.ServesRemotes(c) {
+		p.add(at.dot("certificate"), "only the east-west gateway of a primary that serves remotes presents a certificate (for the remotes' injection and validation webhooks); %s serves none", c.Name)
 	}
 	s := c.EastWestGateway.Service
 	if s == nil {

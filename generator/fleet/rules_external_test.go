@@ -184,3 +184,39 @@ func TestExternalControlPlaneRules(t *testing.T) {
 		})
 	}
 }
+
+// Host-named east-west gateways of primaries that serve remotes.
+func TestHostNamedGateway(t *testing.T) {
+	t.Parallel()
+	host := strings.Replace(validFleet, "address: 192.0.2.10", "address: ew.east.example.net", 1)
+	if _, err := fleet.Parse("fleet.yaml", src(host)); err != nil {
+		t.Errorf("host-named gateway of a serving primary: %v", err)
+	}
+	withCert := strings.Replace(host, "address: ew.east.example.net", "address: ew.east.example.net\n        certificate: {secretName: ew-tls, issuer: {name: mesh-root}}", 1)
+	if _, err := fleet.Parse("fleet.yaml", src(withCert)); err != nil {
+		t.Errorf("host-named gateway with a certificate: %v", err)
+	}
+	for _, tc := range []struct{ name, src, want string }{
+		{
+			name: "certificate on a gateway that serves no remote",
+			src: strings.Replace(strings.Replace(validFleet, "      network: net1\n      controlPlane: east\n", "      network: net2\n      controlPlane: east\n", 1),
+				"      role: remote\n", "      role: remote\n      eastWestGateway: {address: ew.west.example.net, certificate: {secretName: w}}\n", 1),
+			want: `fleet.yaml:19:68: spec.clusters.west.eastWestGateway.certificate: only the east-west gateway of a primary that serves remotes presents a certificate (for the remotes' injection and validation webhooks); west serves none`,
+		},
+		{
+			name: "IPv6 serving gateway before Istio 1.30 (the form Istio's version supports)",
+			src:  strings.Replace(strings.Replace(validFleet, "address: 192.0.2.10", "address: 2001:db8::10", 1), "version: 1.31.1", "version: 1.28.0", 1),
+			want: `fleet.yaml:16:18: spec.clusters.east.eastWestGateway.address: IPv6 address 2001:db8::10 needs Istio 1.30 or later (the fleet has 1.28.0): before, the remote profile renders an ExternalName Service with no endpoints for an IPv6 remotePilotAddress, and remotes cannot reach istiod`,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := fleet.Parse("fleet.yaml", src(tc.src))
+			if err == nil {
+				t.Fatalf("Parse succeeded; want:\n%s", tc.want)
+			}
+			if got := err.Error(); got != tc.want {
+				t.Errorf("Parse error:\n%s\nwant:\n%s", got, tc.want)
+			}
+		})
+	}
+}

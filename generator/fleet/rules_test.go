@@ -852,7 +852,7 @@ spec:
 			want: `fleet.yaml:11:5: spec.clusters.east.eastWestGateway: field is required: primary east serves west, which reaches istiod through its east-west gateway at a static address`,
 		},
 		{
-			name: "primary serving a remote through a DNS name",
+			name: "certificate on an IP east-west gateway",
 			src: `
 apiVersion: meshfleet.dev/v1alpha1
 kind: MeshFleet
@@ -869,14 +869,15 @@ spec:
       network: net1
       apiServer: https://east.example.net:6443
       eastWestGateway:
-        address: ew.east.example.net
+        address: 192.0.2.10
+        certificate: {secretName: ew-tls}
     west:
       role: remote
       network: net1
       controlPlane: east
       apiServer: https://west.example.net:6443
 `,
-			want: `fleet.yaml:16:18: spec.clusters.east.eastWestGateway.address: "ew.east.example.net" must be an IP address: remotes use it as remotePilotAddress, and for a host name Istio creates an ExternalName Service that sidecar injection cannot call`,
+			want: `fleet.yaml:17:22: spec.clusters.east.eastWestGateway.certificate: 192.0.2.10 is an IP address: the gateway passes TLS through to istiod and presents no certificate; give a DNS name to terminate TLS`,
 		},
 		{
 			name: "IPv6 address of a primary serving remotes before Istio 1.30",

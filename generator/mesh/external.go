@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/meshfleet/meshfleet/generator/fleet"
 	"github.com/meshfleet/meshfleet/generator/plan"
@@ -115,10 +116,10 @@ func exposeExternalIstiod(f *fleet.Fleet, in *plan.IstiodIngress) []Object {
 	return append(objs, gatewayCertificate(in))
 }
 
-// gatewayCertificate is the certificate the ingress gateway presents for
-// the external istiod's host name: issued by cert-manager, or a
-// placeholder to fill in. Proxies and API servers trust it through their
-// system roots, so it must come from a CA they trust.
+// gatewayCertificate is the certificate a gateway presents for istiod's
+// host name: issued by cert-manager, or a placeholder to fill in. For an
+// external istiod, proxies and API servers trust it through their system
+// roots; for a primary's east-west gateway, through the mesh root.
 func gatewayCertificate(in *plan.IstiodIngress) Object {
 	if is := in.Issuer; is != nil {
 		return Object{
@@ -132,12 +133,16 @@ func gatewayCertificate(in *plan.IstiodIngress) Object {
 			},
 		}
 	}
+	what := "TLS certificate and key for " + in.Address + ", from a CA the proxies' and API servers' system roots trust: the external istiod's ingress gateway presents it on ports 15012 and 15017"
+	if in.MeshRoot {
+		what = "TLS certificate and key for " + in.Address + ", chaining to the mesh root (istiod writes it into the remotes' webhooks as their CA bundle): the east-west gateway presents it on port 15017 to the remotes' API servers"
+	}
 	return Object{
 		"apiVersion": "v1",
 		"kind":       "Secret",
 		"type":       "kubernetes.io/tls",
 		"metadata": meta(in.Certificate, in.GatewayNamespace, map[string]any{"annotations": merged(keepFilledIn, map[string]any{
-			annotationPlaceholder: "TLS certificate and key for " + in.Address + ", from a CA the proxies' and API servers' system roots trust: the external istiod's ingress gateway presents it on ports 15012 and 15017",
+			annotationPlaceholder: what,
 			annotationSecretKeys:  "tls.crt, tls.key",
 		})}),
 	}
@@ -211,4 +216,79 @@ func configKubeconfig(f *fleet.Fleet, k *plan.ConfigKubeconfig) Object {
 // cluster's kubeconfig Secret.
 func ConfigSecretCommand(c *fleet.Cluster, namespace, account string) string {
 	return fmt.Sprintf("istioctl create-remote-secret --type=config --name=%s --server=%s --namespace=%s --service-account=%s --create-service-account=false --secret-name=%s-token", c.Name, c.APIServer, namespace, account, account)
+}
+
+// exposeHostIstiod lets remotes reach a primary's istiod through its
+// east-west gateway at a host name: xDS and CA on 15012 passed through to
+// istiod (the remotes' proxies verify istiod's own certificate, as with
+// expose-istiod), and the webhooks on 15017 terminated with the
+// certificate for the name and sent on to istiod's 443 over TLS verified
+// with the mesh root the gateway's proxy holds.
+func exposeHostIstiod(in *plan.IstiodIngress) []Object {
+	objs := []Object{
+		{
+			"apiVersion": "networking.istio.io/v1",
+			"kind":       "Gateway",
+			"metadata":   meta("istiod-gateway", in.Namespace),
+			"spec": map[string]any{
+				"selector": plan.Clone(in.Selector),
+				"servers": []any{
+					map[string]any{
+						"port":  map[string]any{"name": "tls-istiod", "number": 15012, "protocol": "tls"},
+						"tls":   map[string]any{"mode": "PASSTHROUGH"},
+						"hosts": []any{"*"},
+					},
+					map[string]any{
+						"port":  map[string]any{"name": "https-webhook", "number": 15017, "protocol": "https"},
+						"tls":   map[string]any{"mode": "SIMPLE", "credentialName": in.Certificate},
+						"hosts": []any{in.Address},
+					},
+				},
+			},
+		},
+		{
+			"apiVersion": "networking.istio.io/v1",
+			"kind":       "VirtualService",
+			"metadata":   meta("istiod-vs", in.Namespace),
+			"spec": map[string]any{
+				"hosts":    []any{"*"},
+				"gateways": []any{"istiod-gateway"},
+				"tls": []any{map[string]any{
+					"match": []any{map[string]any{"port": 15012, "sniHosts": []any{"*"}}},
+					"route": []any{map[string]any{"destination": map[string]any{"host": in.Istiod, "port": map[string]any{"number": 15012}}}},
+				}},
+			},
+		},
+		{
+			"apiVersion": "networking.istio.io/v1",
+			"kind":       "VirtualService",
+			"metadata":   meta("istiod-webhook-vs", in.Namespace),
+			"spec": map[string]any{
+				"hosts":    []any{in.Address},
+				"gateways": []any{"istiod-gateway"},
+				"http": []any{map[string]any{
+					"match": []any{map[string]any{"port": 15017}},
+					"route": []any{map[string]any{"destination": map[string]any{"host": in.Istiod, "port": map[string]any{"number": 443}}}},
+				}},
+			},
+		},
+		{
+			"apiVersion": "networking.istio.io/v1",
+			"kind":       "DestinationRule",
+			"metadata":   meta("istiod-webhook-dr", in.Namespace),
+			"spec": map[string]any{
+				"host": in.Istiod,
+				"trafficPolicy": map[string]any{"portLevelSettings": []any{map[string]any{
+					"port": map[string]any{"number": 443},
+					"tls": map[string]any{
+						"mode":            "SIMPLE",
+						"caCertificates":  "/var/run/secrets/istio/root-cert.pem",
+						"sni":             strings.TrimSuffix(in.Istiod, ".cluster.local"),
+						"subjectAltNames": []any{strings.TrimSuffix(in.Istiod, ".cluster.local")},
+					},
+				}}},
+			},
+		},
+	}
+	return append(objs, gatewayCertificate(in))
 }

@@ -244,6 +244,9 @@ func layCluster(f *fleet.Fleet, c *plan.Cluster, in plan.Installer) Cluster {
 	if in := c.IstiodIngress; in != nil {
 		s.add(StageGateways, "expose-istiod.yaml", exposeExternalIstiod(f, in)...)
 	}
+	if in := c.HostIstiod; in != nil {
+		s.add(StageGateways, "expose-istiod.yaml", exposeHostIstiod(in)...)
+	}
 	for _, e := range c.Exposes {
 		s.get(StageGateways).Bases = append(s.get(StageGateways).Bases, baseName(e))
 	}

@@ -208,3 +208,38 @@ func externalRemoteValues(f *fleet.Fleet, c, x *fleet.Cluster) map[string]any {
 	}
 	return values
 }
+
+// hostIstiod is how primary p's east-west gateway exposes istiod when its
+// address is a host name: it passes xDS and CA (15012) through to istiod
+// as expose-istiod does, and terminates TLS on 15017 with the certificate
+// for the name, so that the remotes' API servers can call the webhooks at
+// injectionURL and validationURL. The certificate must chain to the mesh
+// root, which istiod writes into the remotes' webhooks as their CA
+// bundle: by default cert-manager issues it from the mesh root issuer.
+func hostIstiod(f *fleet.Fleet, p *fleet.Cluster, ns string) *IstiodIngress {
+	istiod := "istiod"
+	if rev := f.Spec.Istio.Revision; rev != "" {
+		istiod += "-" + rev
+	}
+	in := &IstiodIngress{
+		Address:          p.EastWestGateway.Address,
+		Host:             true,
+		Namespace:        ns,
+		Selector:         map[string]any{"istio": EastWestGatewaySelector},
+		Istiod:           istiod + "." + ns + ".svc.cluster.local",
+		Certificate:      "istiod-gateway-tls",
+		GatewayNamespace: ns,
+		MeshRoot:         true,
+	}
+	if cm := f.CertManager(); cm != nil {
+		is := cm.Issuer
+		in.Issuer = &is
+	}
+	if c := p.EastWestGateway.Certificate; c != nil {
+		in.Certificate = c.SecretName
+		if c.Issuer != nil {
+			in.Issuer = c.Issuer
+		}
+	}
+	return in
+}

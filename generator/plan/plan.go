@@ -17,6 +17,7 @@
 package plan
 
 import (
+	"net"
 	"net/netip"
 	"slices"
 
@@ -138,6 +139,10 @@ type IstiodIngress struct {
 	Certificate      string
 	Issuer           *fleet.IssuerRef
 	GatewayNamespace string
+	// MeshRoot: the certificate must chain to the mesh root (which istiod
+	// writes into the webhooks as their CA bundle); otherwise to a CA the
+	// system roots trust.
+	MeshRoot bool
 }
 
 // ConfigKubeconfig is the Secret an external istiod reads its config
@@ -198,6 +203,10 @@ type Cluster struct {
 	MeshNamespace string
 	// IstiodIngress: on an external cluster, how its istiod is exposed.
 	IstiodIngress *IstiodIngress
+	// HostIstiod: on a primary serving remotes at a host name, how its
+	// east-west gateway exposes istiod (instead of the shared
+	// expose-istiod base).
+	HostIstiod *IstiodIngress
 	// ConfigKubeconfig: on an external cluster, the config cluster's
 	// kubeconfig placeholder.
 	ConfigKubeconfig *ConfigKubeconfig
@@ -291,7 +300,11 @@ func planCluster(f *fleet.Fleet, c *fleet.Cluster) Cluster {
 		pc.Gateways = append(pc.Gateways, eastWestGateway(f, c, ns))
 	}
 	if f.ServesRemotes(c) {
-		pc.Exposes = append(pc.Exposes, Expose{BaseExposeIstiod, ns})
+		if addr := c.EastWestGateway.Address; isIP(addr) {
+			pc.Exposes = append(pc.Exposes, Expose{BaseExposeIstiod, ns})
+		} else {
+			pc.HostIstiod = hostIstiod(f, c, ns)
+		}
 	}
 	if (c.Role == fleet.Primary || c.ConfigCluster) && f.MultiNetwork() {
 		// The cluster whose configuration istiod reads: the Gateway
@@ -366,14 +379,32 @@ func controlPlaneValues(f *fleet.Fleet, c *fleet.Cluster) map[string]any {
 		}
 		return values
 	}
-	global["remotePilotAddress"] = f.Cluster(c.ControlPlane).EastWestGateway.Address
-	values["istiodRemote"] = map[string]any{"injectionPath": "/inject/cluster/" + c.Name + "/net/" + c.Network}
+	addr := f.Cluster(c.ControlPlane).EastWestGateway.Address
+	global["remotePilotAddress"] = addr
+	path := "/inject/cluster/" + c.Name + "/net/" + c.Network
+	if isIP(addr) {
+		values["istiodRemote"] = map[string]any{"injectionPath": path}
+		return values
+	}
+	// A host name: the remote's istiod Service is an ExternalName for
+	// it, which proxies reach istiod through (port 15012, TLS passed
+	// through); the API server calls the webhooks at the name, where the
+	// gateway presents the certificate for it.
+	base := "https://" + net.JoinHostPort(addr, "15017")
+	values["istiodRemote"] = map[string]any{"injectionURL": base + path}
+	values["base"] = map[string]any{"validationURL": base + "/validate"}
 	return values
 }
 
 // eastWestGateway is cluster c's east-west gateway: what
 // samples/multicluster/gen-eastwest-gateway.sh installs for its network.
 func eastWestGateway(f *fleet.Fleet, c *fleet.Cluster, ns string) Gateway {
+	status := "status-port"
+	if ns != IstioNamespace {
+		// Outside the istio namespace Istio wants protocol-named Service
+		// ports (istioctl validate refuses status-port there).
+		status = "http-status"
+	}
 	return Gateway{
 		Release:   release(f),
 		Name:      EastWestGatewayName,
@@ -381,7 +412,7 @@ func eastWestGateway(f *fleet.Fleet, c *fleet.Cluster, ns string) Gateway {
 		Revision:  f.Spec.Istio.Revision,
 		Network:   c.Network,
 		Labels:    map[string]any{"istio": EastWestGatewaySelector, "app": EastWestGatewayName, LabelNetwork: c.Network},
-		Ports:     []Port{{"status-port", 15021}, {"tls", 15443}, {"tls-istiod", 15012}, {"tls-webhook", 15017}},
+		Ports:     []Port{{status, 15021}, {"tls", 15443}, {"tls-istiod", 15012}, {"tls-webhook", 15017}},
 		Service:   gatewayService(c),
 	}
 }

@@ -37,6 +37,9 @@ func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 		base["defaultRevision"] = cp.Revision
 	}
 	values := plan.Clone(cp.Values)
+	if v, ok := values["base"]; ok {
+		base["base"] = plan.Clone(v.(map[string]any)) // validationURL of the default validator
+	}
 	global, _ := values["global"].(map[string]any)
 	if global == nil {
 		global = map[string]any{}
