@@ -22,6 +22,9 @@ func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 	if cp.Role == plan.RoleExternal && cp.Revision == "" {
 		revisionNames(values, cp.Name)
 	}
+	// Sail makes a revision the default one with an IstioRevisionTag
+	// (below), not with the charts' defaultRevision.
+	delete(values, "defaultRevision")
 	spec := map[string]any{
 		"version":        "v" + cp.Version,
 		"namespace":      cp.Namespace,
