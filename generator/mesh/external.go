@@ -102,12 +102,12 @@ func exposeExternalIstiod(f *fleet.Fleet, in *plan.IstiodIngress) []Object {
 				"trafficPolicy": map[string]any{"portLevelSettings": []any{
 					map[string]any{
 						"port":           map[string]any{"number": 15012},
-						"tls":            map[string]any{"mode": "SIMPLE"},
+						"tls":            istiodTLS(in.Istiod),
 						"connectionPool": map[string]any{"http": map[string]any{"h2UpgradePolicy": "UPGRADE"}},
 					},
 					map[string]any{
 						"port": map[string]any{"number": 443},
-						"tls":  map[string]any{"mode": "SIMPLE"},
+						"tls":  istiodTLS(in.Istiod),
 					},
 				}},
 			},
@@ -280,15 +280,23 @@ func exposeHostIstiod(in *plan.IstiodIngress) []Object {
 				"host": in.Istiod,
 				"trafficPolicy": map[string]any{"portLevelSettings": []any{map[string]any{
 					"port": map[string]any{"number": 443},
-					"tls": map[string]any{
-						"mode":            "SIMPLE",
-						"caCertificates":  "/var/run/secrets/istio/root-cert.pem",
-						"sni":             strings.TrimSuffix(in.Istiod, ".cluster.local"),
-						"subjectAltNames": []any{strings.TrimSuffix(in.Istiod, ".cluster.local")},
-					},
+					"tls":  istiodTLS(in.Istiod),
 				}}},
 			},
 		},
 	}
 	return append(objs, gatewayCertificate(in))
+}
+
+// istiodTLS is TLS from a gateway to istiod, verified with the mesh root
+// the gateway's proxy holds (its istiod has the mesh CA) against the name
+// istiod's certificate carries.
+func istiodTLS(host string) map[string]any {
+	name := strings.TrimSuffix(host, ".cluster.local")
+	return map[string]any{
+		"mode":            "SIMPLE",
+		"caCertificates":  "/var/run/secrets/istio/root-cert.pem",
+		"sni":             name,
+		"subjectAltNames": []any{name},
+	}
 }

@@ -227,7 +227,11 @@ func layCluster(f *fleet.Fleet, c *plan.Cluster, in plan.Installer) Cluster {
 	}
 	s.add(StageNamespace, "namespace.yaml", namespaces...)
 	if c.CA {
-		s.add(StageNamespace, "cacerts.yaml", caCerts(f, c))
+		cas := []Object{caCerts(f, c, c.Namespace())}
+		if c.LocalCA != "" {
+			cas = append(cas, caCerts(f, c, c.LocalCA))
+		}
+		s.add(StageNamespace, "cacerts.yaml", cas...)
 	}
 	if c.Reader {
 		s.add(StageNamespace, "reader.yaml", reader(f, c)...)

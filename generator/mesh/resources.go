@@ -84,10 +84,9 @@ func namespace(ns plan.Namespace) Object {
 // caCerts is the shared root of trust: a cert-manager Certificate, a
 // Secret placeholder the operator fills, or an ExternalSecret that fills
 // it from the store.
-func caCerts(f *fleet.Fleet, c *plan.Cluster) Object {
-	ns := c.Namespace()
+func caCerts(f *fleet.Fleet, c *plan.Cluster, ns string) Object {
 	if cm := f.CertManager(); cm != nil {
-		return caCertificate(c, cm)
+		return caCertificate(c, cm, ns)
 	}
 	s := f.Spec.Secrets
 	if s.Provider == fleet.ProviderExternalSecrets {
@@ -121,8 +120,7 @@ func caCerts(f *fleet.Fleet, c *plan.Cluster) Object {
 // certificates, ca.crt (the issuer's CA, the mesh root) is the root of
 // trust. The Certificate is Ready, and the stage with it, only once the
 // Secret holds all three.
-func caCertificate(c *plan.Cluster, cm *fleet.CertManager) Object {
-	ns := c.Namespace()
+func caCertificate(c *plan.Cluster, cm *fleet.CertManager, ns string) Object {
 	return Object{
 		"apiVersion": "cert-manager.io/v1",
 		"kind":       "Certificate",

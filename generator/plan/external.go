@@ -38,7 +38,7 @@ const (
 // secrets of the further remotes.
 func planExternal(f *fleet.Fleet, x *fleet.Cluster) Cluster {
 	ns := fleet.ExternalIstiodNamespace
-	pc := Cluster{Cluster: x, MeshNamespace: ns, CA: true}
+	pc := Cluster{Cluster: x, MeshNamespace: ns, CA: true, LocalCA: IstioNamespace}
 	for _, name := range []string{IstioNamespace, ns} {
 		pc.Namespaces = append(pc.Namespaces, Namespace{Name: name, Labels: map[string]any{LabelNetwork: x.Network}, Annotations: Merged(NeverDeleted)})
 	}

@@ -190,6 +190,10 @@ type Cluster struct {
 	// CA: the cluster runs istiod and needs the mesh's intermediate CA in
 	// Secret cacerts of Namespace.
 	CA bool
+	// LocalCA: on an external cluster, the namespace of its own istiod,
+	// which takes the mesh CA too: the ingress gateway it injects then
+	// trusts the external istiod's certificate.
+	LocalCA string
 	// Reader: another cluster's istiod reads this one with the reader
 	// account, bound to the reader ClusterRole of its control plane.
 	Reader bool

@@ -140,12 +140,20 @@ make -f "$ISTIO/tools/certs/Makefile.selfsigned.mk" root-ca
 `)
 	for _, p := range ps {
 		d := shellQuote(p.Name)
-		fmt.Fprintf(w, `make -f "$ISTIO/tools/certs/Makefile.selfsigned.mk" %s-cacerts
-kubectl create secret generic cacerts -n %[4]s \
-  --from-file=%[2]s/ca-cert.pem --from-file=%[2]s/ca-key.pem \
-  --from-file=%[2]s/root-cert.pem --from-file=%[2]s/cert-chain.pem \
-  --dry-run=client -o yaml | kubectl apply --context=%[3]s -f -
-`, d, d, shellQuote(kubeContext(p)), istioNamespace(f, p))
+		fmt.Fprintf(w, "make -f \"$ISTIO/tools/certs/Makefile.selfsigned.mk\" %s-cacerts\n", d)
+		namespaces := []string{istioNamespace(f, p)}
+		if p.Role == fleet.ExternalControlPlane {
+			// Its own istiod too, so that the ingress gateway it injects
+			// trusts the external istiod.
+			namespaces = append(namespaces, mesh.IstioNamespace)
+		}
+		for _, ns := range namespaces {
+			fmt.Fprintf(w, `kubectl create secret generic cacerts -n %[3]s \
+  --from-file=%[1]s/ca-cert.pem --from-file=%[1]s/ca-key.pem \
+  --from-file=%[1]s/root-cert.pem --from-file=%[1]s/cert-chain.pem \
+  --dry-run=client -o yaml | kubectl apply --context=%[2]s -f -
+`, d, shellQuote(kubeContext(p)), ns)
+		}
 	}
 }
 
