@@ -83,7 +83,11 @@ func Layout(p *mesh.Plan) (Tree, error) {
 			if d.ArgoCD != nil {
 				annotations = map[string]string{syncWave: fmt.Sprint(stageWave(s.Name))}
 			}
-			l.kustomizationWithComment(path.Join(dir, s.Name), mesh.StageDoc[s.Name], files, annotations)
+			doc := mesh.StageDoc[s.Name]
+			if s.Note != "" {
+				doc += "\n" + s.Note
+			}
+			l.kustomizationWithComment(path.Join(dir, s.Name), doc, files, annotations)
 			stages = append(stages, s.Name)
 		}
 		l.kustomization(dir, stages, nil)

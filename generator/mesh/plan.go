@@ -109,6 +109,8 @@ type Stage struct {
 	Bases []string
 	// Charts are Helm releases a GitOps tool runs at this stage.
 	Charts []Chart
+	// Note says what this cluster's stage waits for beyond StageDoc.
+	Note string
 }
 
 // Cluster is everything one cluster needs.
@@ -258,6 +260,8 @@ func layCluster(f *fleet.Fleet, c *plan.Cluster, in plan.Installer) Cluster {
 		// Before the control plane: without it the external istiod
 		// would take its own cluster for the config cluster.
 		s.add(StageNamespace, "config-kubeconfig.yaml", configKubeconfig(f, k))
+		s.get(StageNamespace).Note = "On this external control plane, ready once cacerts (both) and istio-kubeconfig hold their keys: the latter\n" +
+			"needs config cluster " + k.Cluster.Name + "'s stage namespace (its " + k.ServiceAccount + " token; meshfleet secrets prints the command)."
 	}
 	var secrets []Object
 	for _, other := range c.Reads {
