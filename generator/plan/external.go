@@ -22,14 +22,6 @@ const (
 	IngressGatewaySelector = "ingressgateway"
 )
 
-// Webhook configuration names of the remote profile installed in the
-// external-istiod namespace of a config cluster, which the external
-// istiod patches.
-const (
-	InjectionWebhookName  = "istio-sidecar-injector-" + fleet.ExternalIstiodNamespace
-	ValidationWebhookName = "istio-validator-" + fleet.ExternalIstiodNamespace
-)
-
 // planExternal is what an external control plane's cluster needs: in
 // istio-system its own istiod (outside the mesh) and the ingress gateway
 // that exposes the external istiod; in external-istiod the external
@@ -113,7 +105,14 @@ func externalIstiod(f *fleet.Fleet, x *fleet.Cluster, ns string) ControlPlane {
 	}
 	addr := pilotAddress(x)
 	host := x.IstiodGateway != nil && !isIP(x.IstiodGateway.Address)
-	injection, validation := InjectionWebhookName, ValidationWebhookName
+	// The charts name the config cluster's webhooks and istiod's
+	// ConfigMaps after the revision.
+	rev := ""
+	if r := f.Spec.Istio.Revision; r != "" {
+		rev = "-" + r
+	}
+	injection := "istio-sidecar-injector" + rev + "-" + ns
+	validation := "istio-validator" + rev + "-" + ns
 	defaultConfig := map[string]any{"discoveryAddress": addr}
 	if host {
 		injection, validation = "", ""
@@ -141,8 +140,8 @@ func externalIstiod(f *fleet.Fleet, x *fleet.Cluster, ns string) ControlPlane {
 				"SHARED_MESH_CONFIG":             "istio",
 			},
 			"volumes": []any{
-				map[string]any{"name": "config-volume", "configMap": map[string]any{"name": "istio"}},
-				map[string]any{"name": "inject-volume", "configMap": map[string]any{"name": "istio-sidecar-injector"}},
+				map[string]any{"name": "config-volume", "configMap": map[string]any{"name": "istio" + rev}},
+				map[string]any{"name": "inject-volume", "configMap": map[string]any{"name": "istio-sidecar-injector" + rev}},
 			},
 			"volumeMounts": []any{
 				map[string]any{"name": "config-volume", "mountPath": "/etc/istio/config"},
