@@ -152,7 +152,7 @@ func gatewayCertificate(in *plan.IstiodIngress) Object {
 // cluster with: bound to the ClusterRoles and the Role of istiod that the
 // remote profile with configCluster installs (the bindings may name them
 // before they exist), and a long-lived token Kubernetes mints for it.
-func configAccount(c *plan.Cluster) []Object {
+func configAccount(f *fleet.Fleet, c *plan.Cluster) []Object {
 	ns, sa := c.Namespace(), c.ConfigAccount
 	suffix := ""
 	if rev := c.Revision(); rev != "" {
@@ -175,7 +175,7 @@ func configAccount(c *plan.Cluster) []Object {
 			"subjects":   subjects,
 		}
 	}
-	return []Object{
+	objs := []Object{
 		{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(sa, ns)},
 		binding("ClusterRole", "istiod-clusterrole"+suffix),
 		binding("ClusterRole", "istiod-gateway-controller"+suffix),
@@ -188,6 +188,35 @@ func configAccount(c *plan.Cluster) []Object {
 			"metadata":   meta(sa+"-token", ns, map[string]any{"annotations": map[string]any{annotationServiceAccount: sa}}),
 		},
 	}
+	if s := f.Spec.Secrets; s.Provider == fleet.ProviderExternalSecrets {
+		key := configStoreKey(s, c.Cluster)
+		push := func(secretKey string) map[string]any {
+			return map[string]any{"match": map[string]any{
+				"secretKey": secretKey,
+				"remoteRef": map[string]any{"remoteKey": key, "property": secretKey},
+			}}
+		}
+		objs = append(objs, Object{
+			"apiVersion": "external-secrets.io/v1alpha1",
+			"kind":       "PushSecret",
+			"metadata":   meta(sa, ns),
+			"spec": map[string]any{
+				"refreshInterval": s.RefreshInterval,
+				"updatePolicy":    "Replace",
+				"deletionPolicy":  "Delete",
+				"secretStoreRefs": []any{map[string]any{"kind": s.Store.Kind, "name": s.Store.Name}},
+				"selector":        map[string]any{"secret": map[string]any{"name": sa + "-token"}},
+				"data":            []any{push("token"), push("ca.crt")},
+			},
+		})
+	}
+	return objs
+}
+
+// configStoreKey is where a config cluster publishes the token and CA of
+// the account its external control plane acts on it with.
+func configStoreKey(s fleet.Secrets, c *fleet.Cluster) string {
+	return fmt.Sprintf("%s/%s/config", s.KeyPrefix, c.Name)
 }
 
 // configKubeconfig is the placeholder of the config cluster's kubeconfig
@@ -197,6 +226,22 @@ func configAccount(c *plan.Cluster) []Object {
 // never starts without it.
 func configKubeconfig(f *fleet.Fleet, k *plan.ConfigKubeconfig) Object {
 	c := k.Cluster
+	if s := f.Spec.Secrets; s.Provider == fleet.ProviderExternalSecrets {
+		// Filled from what the config cluster's PushSecret published; the
+		// ExternalSecret is ready, and the stage with it, once it is.
+		ref := configStoreKey(s, c)
+		return externalSecret(s, ConfigKubeconfigSecret, k.Namespace, map[string]any{
+			"name": ConfigKubeconfigSecret,
+			"template": map[string]any{
+				"engineVersion": "v2",
+				"metadata":      map[string]any{"annotations": map[string]any{annotationCluster: c.Name}},
+				"data":          map[string]any{ConfigKubeconfigKey: kubeconfig(c)},
+			},
+		}, []any{
+			map[string]any{"secretKey": "token", "remoteRef": map[string]any{"key": ref, "property": "token"}},
+			map[string]any{"secretKey": "ca", "remoteRef": map[string]any{"key": ref, "property": "ca.crt"}},
+		})
+	}
 	return Object{
 		"apiVersion": "v1",
 		"kind":       "Secret",

@@ -239,7 +239,7 @@ func layCluster(f *fleet.Fleet, c *plan.Cluster, in plan.Installer) Cluster {
 		s.add(StageNamespace, "reader.yaml", reader(f, c)...)
 	}
 	if c.ConfigAccount != "" {
-		s.add(StageNamespace, "config-account.yaml", configAccount(c)...)
+		s.add(StageNamespace, "config-account.yaml", configAccount(f, c)...)
 	}
 	for i := range c.ControlPlanes {
 		s.put(&pc, StageControlPlane, in.ControlPlane(&c.ControlPlanes[i]))
@@ -261,7 +261,7 @@ func layCluster(f *fleet.Fleet, c *plan.Cluster, in plan.Installer) Cluster {
 		// would take its own cluster for the config cluster.
 		s.add(StageNamespace, "config-kubeconfig.yaml", configKubeconfig(f, k))
 		s.get(StageNamespace).Note = "On this external control plane, ready once cacerts (both) and istio-kubeconfig hold their keys: the latter\n" +
-			"needs config cluster " + k.Cluster.Name + "'s stage namespace (its " + k.ServiceAccount + " token; meshfleet secrets prints the command)."
+			"needs config cluster " + k.Cluster.Name + "'s stage namespace (its " + k.ServiceAccount + " token" + fillHow(f) + ")."
 	}
 	var secrets []Object
 	for _, other := range c.Reads {
@@ -274,4 +274,12 @@ func layCluster(f *fleet.Fleet, c *plan.Cluster, in plan.Installer) Cluster {
 		}
 	}
 	return pc
+}
+
+// fillHow says how a placeholder gets filled.
+func fillHow(f *fleet.Fleet) string {
+	if f.Spec.Secrets.Provider == fleet.ProviderExternalSecrets {
+		return ", which it pushes to the store"
+	}
+	return "; meshfleet secrets prints the command"
 }

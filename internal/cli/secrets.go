@@ -193,6 +193,11 @@ func storeKeys(w io.Writer, f *fleet.Fleet) {
 	for _, p := range ps {
 		fmt.Fprintf(w, "#   %s/%s/cacerts: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem\n", s.KeyPrefix, p.Name)
 	}
+	for _, x := range f.Clusters {
+		if cc := f.ConfigClusterOf(x); x.Role == fleet.ExternalControlPlane && cc != nil {
+			fmt.Fprintf(w, "#   %s/%s/config: token, ca.crt (pushed by %s itself; read by external control plane %s)\n", s.KeyPrefix, cc.Name, cc.Name, x.Name)
+		}
+	}
 	for _, c := range f.Clusters {
 		var by []string
 		for _, p := range r[c.Name] {
