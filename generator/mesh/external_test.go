@@ -2,6 +2,7 @@ package mesh_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/meshfleet/meshfleet/generator/fleet"
@@ -191,5 +192,26 @@ spec:
 		if id.injectionURL != "https://ew.a.example.net:15017/inject/cluster/r/net/n1" || id.validationURL != "https://ew.a.example.net:15017/validate" || id.injectionPath != nil {
 			t.Errorf("%s: remote webhooks %+v", installer, id)
 		}
+	}
+}
+
+// With External Secrets the config cluster publishes its account's token
+// and the external cluster's istio-kubeconfig fills from it by itself.
+func TestExternalControlPlaneExternalSecrets(t *testing.T) {
+	src := strings.Replace(ecpFleet(fleet.InstallerHelm, "192.0.2.50"), "  clusters:\n", "  secrets: "+eso+"\n  clusters:\n", 1)
+	p := mesh.Build(parse(t, src))
+	cp, config := cluster(p, "cp"), cluster(p, "config")
+	if got := stageOf(cp, "ExternalSecret", mesh.ConfigKubeconfigSecret); got != mesh.StageNamespace {
+		t.Errorf("cp: ExternalSecret istio-kubeconfig in stage %q", got)
+	}
+	if got := get(find(cp, "ExternalSecret", mesh.ConfigKubeconfigSecret), "spec", "data"); fmt.Sprint(got) == "" || !strings.Contains(fmt.Sprint(got), "mesh/prod/config/config") {
+		t.Errorf("cp: istio-kubeconfig reads %v, want mesh/prod/config/config", got)
+	}
+	ps := find(config, "PushSecret", plan.ConfigServiceAccount)
+	if got := stageOf(config, "PushSecret", plan.ConfigServiceAccount); got != mesh.StageNamespace {
+		t.Errorf("config: PushSecret in stage %q", got)
+	}
+	if got := get(ps, "spec", "selector", "secret", "name"); got != plan.ConfigServiceAccount+"-token" {
+		t.Errorf("config: PushSecret pushes %v", got)
 	}
 }
