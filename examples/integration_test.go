@@ -213,7 +213,7 @@ func TestKRMFunctionErrorsReachStderr(t *testing.T) {
 	if err == nil {
 		t.Fatalf("kustomize build succeeded on a broken fleet:\n%s", out)
 	}
-	want := filepath.Join(dir, "fleet.yaml") + `:12:13: spec.clusters.east.role: invalid value "primery" (want one of "primary", "remote")`
+	want := filepath.Join(dir, "fleet.yaml") + `:12:13: spec.clusters.east.role: invalid value "primery" (want one of "external-controlplane", "primary", "remote")`
 	if !strings.Contains(stderr, want) {
 		t.Errorf("stderr does not carry the positioned error %q:\n%s", want, stderr)
 	}

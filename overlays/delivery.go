@@ -30,7 +30,7 @@ func stageWave(stage string) int { return 2 * slices.Index(argoStageOrder, stage
 // fluxHelmReleases writes the Flux objects that run a stage's charts into
 // dir and returns the file's name. Releases of a stage depend on each
 // other in order (istiod waits for base).
-func (l *layout) fluxHelmReleases(dir string, s mesh.Stage, withRepo bool) string {
+func (l *layout) fluxHelmReleases(dir string, s mesh.Stage, withRepo bool, repoNamespace string) string {
 	var objs []mesh.Object
 	if withRepo {
 		spec := map[string]any{"interval": "1h", "url": s.Charts[0].Repo}
@@ -40,18 +40,24 @@ func (l *layout) fluxHelmReleases(dir string, s mesh.Stage, withRepo bool) strin
 		objs = append(objs, mesh.Object{
 			"apiVersion": "source.toolkit.fluxcd.io/v1",
 			"kind":       "HelmRepository",
-			"metadata":   map[string]any{"name": helmRepository, "namespace": mesh.IstioNamespace},
+			"metadata":   map[string]any{"name": helmRepository, "namespace": repoNamespace},
 			"spec":       spec,
 		})
 	}
 	for i, ch := range s.Charts {
+		// The HelmRepository is in the namespace of the cluster's first
+		// release; name it for releases in another namespace.
+		repoRef := map[string]any{"kind": "HelmRepository", "name": helmRepository}
+		if ch.Namespace != repoNamespace {
+			repoRef["namespace"] = repoNamespace
+		}
 		spec := map[string]any{
 			"interval":    "10m",
 			"releaseName": ch.Release,
 			"chart": map[string]any{"spec": map[string]any{
 				"chart":     ch.Chart,
 				"version":   ch.Version,
-				"sourceRef": map[string]any{"kind": "HelmRepository", "name": helmRepository},
+				"sourceRef": repoRef,
 			}},
 			"values": ch.Values,
 			// Retry a failed install or upgrade without end: a remote's
@@ -61,12 +67,16 @@ func (l *layout) fluxHelmReleases(dir string, s mesh.Stage, withRepo bool) strin
 			"upgrade": map[string]any{"remediation": map[string]any{"retries": -1}},
 		}
 		if i > 0 {
-			spec["dependsOn"] = []any{map[string]any{"name": s.Charts[i-1].Release}}
+			dep := map[string]any{"name": s.Charts[i-1].Release}
+			if prev := s.Charts[i-1].Namespace; prev != ch.Namespace {
+				dep["namespace"] = prev
+			}
+			spec["dependsOn"] = []any{dep}
 		}
 		objs = append(objs, mesh.Object{
 			"apiVersion": "helm.toolkit.fluxcd.io/v2",
 			"kind":       "HelmRelease",
-			"metadata":   map[string]any{"name": ch.Release, "namespace": mesh.IstioNamespace},
+			"metadata":   map[string]any{"name": ch.Release, "namespace": ch.Namespace},
 			"spec":       spec,
 		})
 	}
@@ -224,16 +234,23 @@ return hs
 `
 
 // argoSecretHealth: a Secret with the meshfleet.dev/wait-for-keys
-// annotation (the cacerts placeholder) is Progressing until it holds
-// every key of one of the CA layouts, each non-empty; every other Secret
-// is Healthy. Argo CD runs health checks without Lua's string library, so
-// the key sets are spelt out here rather than read from the annotation.
+// annotation (the cacerts placeholder, an external control plane's
+// istio-kubeconfig) is Progressing until it holds every key of one of the
+// layouts the annotation names, each non-empty; every other Secret is
+// Healthy. Argo CD runs health checks without Lua's string library, so
+// the key sets are spelt out here, per annotation value, rather than read
+// from the annotation.
 var argoSecretHealth = `hs = {status = "Healthy", message = ""}
 if obj.metadata.annotations == nil or obj.metadata.annotations["` + mesh.AnnotationWaitForKeys + `"] == nil then
   return hs
 end
-local layouts = {` + luaKeySets(mesh.CAKeySets) + `}
-for _, keys in ipairs(layouts) do
+local wanted = {
+` + luaWanted(mesh.WaitForKeySets) + `}
+local w = wanted[obj.metadata.annotations["` + mesh.AnnotationWaitForKeys + `"]]
+if w == nil then
+  w = wanted["` + mesh.CAKeySets + `"]
+end
+for _, keys in ipairs(w.layouts) do
   local complete = true
   for _, k in ipairs(keys) do
     if obj.data == nil or obj.data[k] == nil or obj.data[k] == "" then
@@ -245,9 +262,19 @@ for _, keys in ipairs(layouts) do
   end
 end
 hs.status = "Progressing"
-hs.message = "waiting for ` + strings.ReplaceAll(mesh.CAKeySets, "|", " or ") + ` to be filled in"
+hs.message = w.message
 return hs
 `
+
+// luaWanted writes, per annotation value, its layouts and the message
+// while they are incomplete.
+func luaWanted(values []string) string {
+	var b strings.Builder
+	for _, v := range values {
+		fmt.Fprintf(&b, "  [%q] = {layouts = {%s}, message = %q},\n", v, luaKeySets(v), "waiting for "+strings.ReplaceAll(v, "|", " or ")+" to be filled in")
+	}
+	return b.String()
+}
 
 // luaKeySets writes "a,b|c" as the Lua table entries {"a", "b"}, {"c"}.
 func luaKeySets(sets string) string {
@@ -266,11 +293,11 @@ func luaKeySets(sets string) string {
 // stage directory and one per Helm chart, ordered by sync waves. They
 // belong in an app-of-apps that Argo CD syncs wave by wave.
 func argoApplications(a *fleet.ArgoCD, c mesh.Cluster, stages []string) []mesh.Object {
-	app := func(name string, wave int, source map[string]any, ignore []any) mesh.Object {
+	app := func(name, namespace string, wave int, source map[string]any, ignore []any) mesh.Object {
 		spec := map[string]any{
 			"project":     a.Project,
 			"source":      source,
-			"destination": map[string]any{"name": c.Name, "namespace": mesh.IstioNamespace},
+			"destination": map[string]any{"name": c.Name, "namespace": namespace},
 			"syncPolicy": map[string]any{
 				"automated":   map[string]any{"prune": true, "selfHeal": true},
 				"syncOptions": []any{"RespectIgnoreDifferences=true", "ServerSideApply=true"},
@@ -294,7 +321,7 @@ func argoApplications(a *fleet.ArgoCD, c mesh.Cluster, stages []string) []mesh.O
 	var objs []mesh.Object
 	for _, s := range c.Stages {
 		if slices.Contains(stages, s.Name) {
-			objs = append(objs, app(s.Name, stageWave(s.Name), map[string]any{
+			objs = append(objs, app(s.Name, mesh.IstioNamespace, stageWave(s.Name), map[string]any{
 				"repoURL":        a.RepoURL,
 				"targetRevision": a.TargetRevision,
 				"path":           strings.TrimSuffix(a.Path, "/") + "/" + path.Join(ClusterDir(c.Name), s.Name),
@@ -305,7 +332,7 @@ func argoApplications(a *fleet.ArgoCD, c mesh.Cluster, stages []string) []mesh.O
 			if ch.Chart != "gateway" {
 				ignore = webhookDifferences
 			}
-			objs = append(objs, app(ch.Release, stageWave(s.Name)+i, map[string]any{
+			objs = append(objs, app(ch.Release, ch.Namespace, stageWave(s.Name)+i, map[string]any{
 				"repoURL":        ch.Repo,
 				"chart":          ch.Chart,
 				"targetRevision": ch.Version,

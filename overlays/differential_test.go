@@ -89,6 +89,7 @@ func checkTree(t *testing.T, tree Tree, st *diffStats, roots ...string) {
 			st.fast++
 		default:
 			st.fallback++
+			t.Logf("%s: left to krusty", root)
 		}
 		st.mu.Unlock()
 		if cliErr != nil {

@@ -136,7 +136,7 @@ type kustomization struct {
 }
 
 // templated are the kinds whose pod templates commonAnnotations also
-// annotates; fastBuild leaves them to kustomize.
+// annotates.
 var templated = map[string]bool{"ReplicationController": true, "Deployment": true, "ReplicaSet": true,
 	"DaemonSet": true, "StatefulSet": true, "Job": true, "CronJob": true}
 
@@ -201,21 +201,50 @@ func accumulate(t Tree, dir string, chain []string) ([]*object, bool) {
 	}
 	if len(k.CommonAnnotations) > 0 {
 		for _, o := range objs {
-			if templated[o.gvk.Kind] {
+			paths := [][]string{{"metadata"}}
+			switch {
+			case podTemplated[o.gvk.Kind]:
+				paths = append(paths, []string{"spec", "template", "metadata"})
+			case templated[o.gvk.Kind]:
 				return nil, false
 			}
-			md := o.m["metadata"].(map[string]any)
-			a, _ := md["annotations"].(map[string]any)
-			if a == nil {
-				a = make(map[string]any, len(k.CommonAnnotations))
-				md["annotations"] = a
-			}
-			for key, v := range k.CommonAnnotations {
-				a[key] = v
+			for _, p := range paths {
+				if !annotate(o.m, p, k.CommonAnnotations) {
+					return nil, false
+				}
 			}
 		}
 	}
 	return objs, true
+}
+
+// podTemplated are the kinds of templated whose pod template fastBuild
+// annotates as kustomize does (spec.template.metadata.annotations,
+// created when missing); the others it leaves to kustomize.
+var podTemplated = map[string]bool{"Deployment": true, "ReplicaSet": true, "DaemonSet": true, "StatefulSet": true, "Job": true}
+
+// annotate sets annotations on the metadata at path in m, creating the
+// maps on the way; it declines what is there but is not a map.
+func annotate(m map[string]any, path []string, annotations map[string]any) bool {
+	for _, label := range append(path, "annotations") {
+		switch next := m[label].(type) {
+		case map[string]any:
+			m = next
+		case nil:
+			if _, present := m[label]; present {
+				return false // an explicit null: leave it to kustomize
+			}
+			created := map[string]any{}
+			m[label] = created
+			m = created
+		default:
+			return false
+		}
+	}
+	for key, v := range annotations {
+		m[key] = v
+	}
+	return true
 }
 
 // internalKey reports annotations kustomize sets, reads or removes

@@ -133,7 +133,7 @@ func (l *layout) cluster(c mesh.Cluster, d fleet.Delivery) {
 	for i, s := range c.Stages {
 		files := l.files(path.Join(dir, s.Name), s.Files)
 		if d.Flux != nil && len(s.Charts) > 0 {
-			files = append(files, l.fluxHelmReleases(path.Join(dir, s.Name), s, i == repoStage))
+			files = append(files, l.fluxHelmReleases(path.Join(dir, s.Name), s, i == repoStage, c.Stages[repoStage].Charts[0].Namespace))
 		}
 		for _, b := range s.Bases {
 			files = append(files, path.Join("..", "..", "..", SharedDir, b))
@@ -145,15 +145,22 @@ func (l *layout) cluster(c mesh.Cluster, d fleet.Delivery) {
 		if d.ArgoCD != nil || l.waves {
 			annotations = map[string]string{syncWave: fmt.Sprint(stageWave(s.Name))}
 		}
-		l.kustomizationWithComment(path.Join(dir, s.Name), mesh.StageDoc[s.Name], files, annotations)
+		doc := mesh.StageDoc[s.Name]
+		if s.Note != "" {
+			doc += "\n" + s.Note
+		}
+		l.kustomizationWithComment(path.Join(dir, s.Name), doc, files, annotations)
 		stages = append(stages, s.Name)
 	}
 	l.kustomization(dir, stages, nil)
 	for _, f := range c.Istioctl {
 		file := path.Join(dir, IstioctlDir, f.Name)
 		when := "after its namespace stage"
-		if c.Role == fleet.Primary {
+		switch c.Role {
+		case fleet.Primary:
 			when += " (once cacerts holds its keys: istiod reads it only when it starts)"
+		case fleet.ExternalControlPlane:
+			when += " (once cacerts and istio-kubeconfig hold their keys: istiod reads them only when it starts)"
 		}
 		h := fmt.Sprintf("# Not applied by kustomize: install it with istioctl, against cluster %s,\n# %s and before its gateways stage:\n#   istioctl install -y -f %s\n", c.Name, when, file)
 		l.file(file, h, f.Objects)

@@ -64,7 +64,7 @@ func TestMessages(t *testing.T) {
 		{
 			name: "an unknown field lists the known ones",
 			old:  "      role: remote", new: "      role: remote\n      zone: b",
-			want: `fleet.yaml:19:7: spec.clusters.west.zone: unknown field "zone" (allowed here: role, network, apiServer, controlPlane, kubeContext, eastWestGateway)`,
+			want: `fleet.yaml:19:7: spec.clusters.west.zone: unknown field "zone" (allowed here: role, network, apiServer, controlPlane, configCluster, kubeContext, eastWestGateway, istiodGateway)`,
 		},
 		{
 			name: "a misspelt cluster reference",
@@ -90,7 +90,7 @@ func TestMessages(t *testing.T) {
 			name: "schema and rule errors in one run",
 			old:  "      role: primary\n      network: net1\n      apiServer: https://east",
 			new:  "      role: primery\n      network: net1\n      apiServer: http://east",
-			want: `fleet.yaml:12:13: spec.clusters.east.role: invalid value "primery" (want one of "primary", "remote")` + "\n" +
+			want: `fleet.yaml:12:13: spec.clusters.east.role: invalid value "primery" (want one of "external-controlplane", "primary", "remote")` + "\n" +
 				`fleet.yaml:14:18: spec.clusters.east.apiServer: scheme "http": the API server must be reached over https`,
 		},
 		{

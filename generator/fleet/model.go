@@ -17,15 +17,24 @@ type Role string
 // The cluster roles.
 const (
 	Primary Role = "primary" // runs istiod
-	Remote  Role = "remote"  // served by a primary's istiod
+	Remote  Role = "remote"  // served by a primary's istiod or an external control plane's
+	// ExternalControlPlane runs istiod, in namespace external-istiod, for
+	// clusters it is not part of: a config cluster and further remotes.
+	ExternalControlPlane Role = "external-controlplane"
 )
+
+// ExternalIstiodNamespace is where an external control plane runs istiod,
+// and where its config cluster and remotes install the remote profile.
+const ExternalIstiodNamespace = "external-istiod"
 
 // Control-plane and network layouts of a mesh.
 const (
 	MultiPrimary  = "multi-primary"
 	PrimaryRemote = "primary-remote"
-	SingleNetwork = "single-network"
-	MultiNetwork  = "multi-network"
+	// ExternalControlPlaneLayout: istiod runs outside the mesh's clusters.
+	ExternalControlPlaneLayout = "external-control-plane"
+	SingleNetwork              = "single-network"
+	MultiNetwork               = "multi-network"
 )
 
 // Secret providers.
@@ -178,19 +187,35 @@ type Store struct {
 
 // Cluster is one Kubernetes cluster of the mesh.
 type Cluster struct {
-	Name            string   `json:"-"`
-	Role            Role     `json:"role"`
-	Network         string   `json:"network"`
-	APIServer       string   `json:"apiServer"`
-	ControlPlane    string   `json:"controlPlane"`
-	KubeContext     string   `json:"kubeContext,omitempty"`
-	EastWestGateway *Gateway `json:"eastWestGateway,omitempty"`
+	Name            string         `json:"-"`
+	Role            Role           `json:"role"`
+	Network         string         `json:"network"`
+	APIServer       string         `json:"apiServer"`
+	ControlPlane    string         `json:"controlPlane"`
+	ConfigCluster   bool           `json:"configCluster,omitempty"`
+	KubeContext     string         `json:"kubeContext,omitempty"`
+	EastWestGateway *Gateway       `json:"eastWestGateway,omitempty"`
+	IstiodGateway   *IstiodGateway `json:"istiodGateway,omitempty"`
+}
+
+// IstiodGateway is an external control plane's ingress gateway.
+type IstiodGateway struct {
+	Address     string          `json:"address"`
+	Service     *GatewayService `json:"service,omitempty"`
+	Certificate *Certificate    `json:"certificate,omitempty"`
+}
+
+// Certificate is the TLS certificate a host-named gateway presents.
+type Certificate struct {
+	SecretName string     `json:"secretName"`
+	Issuer     *IssuerRef `json:"issuer,omitempty"`
 }
 
 // Gateway is a cluster's east-west gateway.
 type Gateway struct {
-	Address string          `json:"address"`
-	Service *GatewayService `json:"service,omitempty"`
+	Address     string          `json:"address"`
+	Service     *GatewayService `json:"service,omitempty"`
+	Certificate *Certificate    `json:"certificate,omitempty"`
 }
 
 // GatewayService is what the gateway's Service needs from the fleet.
@@ -276,37 +301,78 @@ func (f *Fleet) Errorf(path []string, format string, args ...any) error {
 // Cluster returns the cluster with the given name, or nil.
 func (f *Fleet) Cluster(name string) *Cluster { return f.Spec.Clusters[name] }
 
-// RemotesOf returns the remotes served by primary p, sorted by name.
+// RemotesOf returns the remotes served by control plane p (a primary or
+// an external control plane), sorted by name.
 func (f *Fleet) RemotesOf(p *Cluster) []*Cluster {
 	f.indexRemotes()
 	return slices.Clone(f.remotes[p.Name])
 }
 
 // ServesRemotes reports whether c is a primary with at least one remote.
+// An external control plane serves its remotes through its istiod
+// gateway, not an east-west gateway.
 func (f *Fleet) ServesRemotes(c *Cluster) bool {
 	f.indexRemotes()
 	return c.Role == Primary && len(f.remotes[c.Name]) > 0
 }
 
-// ReadByOthers reports whether another cluster's istiod reads c: every
-// primary reads every other cluster of the mesh.
+// ReadByOthers reports whether another cluster's istiod reads c with the
+// reader account: every primary reads every other cluster of the mesh,
+// and an external control plane reads its remotes but the config cluster
+// (which it reads with its own istiod account).
 func (f *Fleet) ReadByOthers(c *Cluster) bool {
+	if cp := f.ExternalControlPlaneOf(c); cp != nil && !c.ConfigCluster {
+		return true
+	}
 	return slices.ContainsFunc(f.Clusters, func(p *Cluster) bool {
 		return p.Role == Primary && p != c
 	})
+}
+
+// ExternalControlPlaneOf returns the external control plane that serves
+// remote c, or nil.
+func (f *Fleet) ExternalControlPlaneOf(c *Cluster) *Cluster {
+	if c.Role != Remote {
+		return nil
+	}
+	if cp := f.Cluster(c.ControlPlane); cp != nil && cp.Role == ExternalControlPlane {
+		return cp
+	}
+	return nil
+}
+
+// ConfigClusterOf returns the config cluster of external control plane
+// x, or nil.
+func (f *Fleet) ConfigClusterOf(x *Cluster) *Cluster {
+	for _, r := range f.RemotesOf(x) {
+		if r.ConfigCluster {
+			return r
+		}
+	}
+	return nil
+}
+
+// External reports whether the fleet has an external control plane.
+func (f *Fleet) External() bool {
+	return slices.ContainsFunc(f.Clusters, func(c *Cluster) bool { return c.Role == ExternalControlPlane })
 }
 
 // NeedsEastWestGateway reports whether c runs an east-west gateway: a
 // primary serving remotes exposes istiod through it, and in a
 // multi-network mesh every primary and every remote on another network
 // than its primary's has one. A remote on its primary's network shares
-// the primary's gateway.
+// the primary's gateway. Every remote of an external control plane in a
+// multi-network mesh has one; the external cluster never has one.
 func (f *Fleet) NeedsEastWestGateway(c *Cluster) bool {
 	switch {
+	case c.Role == ExternalControlPlane:
+		return false
 	case f.ServesRemotes(c):
 		return true
 	case !f.MultiNetwork():
 		return false
+	case f.ExternalControlPlaneOf(c) != nil:
+		return true
 	case c.Role == Remote:
 		cp := f.Cluster(c.ControlPlane)
 		return cp == nil || cp.Network != c.Network
@@ -315,8 +381,12 @@ func (f *Fleet) NeedsEastWestGateway(c *Cluster) bool {
 }
 
 // ControlPlane is the control-plane layout the clusters imply:
-// primary-remote when any cluster is a remote, multi-primary otherwise.
+// external-control-plane when a cluster is one, primary-remote when any
+// cluster is a remote, multi-primary otherwise.
 func (f *Fleet) ControlPlane() string {
+	if f.External() {
+		return ExternalControlPlaneLayout
+	}
 	for _, c := range f.Clusters {
 		if c.Role == Remote {
 			return PrimaryRemote
@@ -326,10 +396,17 @@ func (f *Fleet) ControlPlane() string {
 }
 
 // Network is the network layout the clusters imply: multi-network when
-// they name more than one network.
+// the clusters that run mesh workloads (all but external control planes)
+// name more than one network.
 func (f *Fleet) Network() string {
+	first := ""
 	for _, c := range f.Clusters {
-		if c.Network != f.Clusters[0].Network {
+		if c.Role == ExternalControlPlane {
+			continue
+		}
+		if first == "" {
+			first = c.Network
+		} else if c.Network != first {
 			return MultiNetwork
 		}
 	}

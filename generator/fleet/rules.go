@@ -124,6 +124,18 @@ func check(f *Fleet, p *problems) Errors {
 			if p.known(c.ControlPlane) {
 				checkControlPlane(f, c, p)
 			}
+		case ExternalControlPlane:
+			checkExternal(f, c, p)
+		}
+		if c.ConfigCluster && p.known(c.Name, c.ControlPlane) && f.ExternalControlPlaneOf(c) == nil {
+			what := "a " + string(c.Role)
+			if cp := f.Cluster(c.ControlPlane); c.Role == Remote && cp != nil {
+				what = "a remote of " + string(cp.Role) + " " + cp.Name
+			}
+			p.add(at.dot("configCluster"), "only a remote of an external control plane is a config cluster; %s is %s", c.Name, what)
+		}
+		if c.IstiodGateway != nil && c.Role != ExternalControlPlane && p.known(c.Name) {
+			p.add(at.dot("istiodGateway"), "only an external control plane has an istiodGateway; %s is a %s (a primary exposes istiod through its eastWestGateway)", c.Name, c.Role)
 		}
 		if c.APIServer != "" {
 			if key := checkAPIServer(c, p); key != "" {
@@ -135,7 +147,9 @@ func check(f *Fleet, p *problems) Errors {
 		} else if len(f.Clusters) > 1 {
 			p.add(at.dot("apiServer"), "field is required: the other clusters of the mesh read this cluster's API server through its remote secret")
 		}
-		if gw := c.EastWestGateway; gw != nil {
+		if gw := c.EastWestGateway; gw != nil && c.Role == ExternalControlPlane {
+			p.add(at.dot("eastWestGateway"), "external control plane %s runs no mesh workloads and has no east-west gateway: remotes reach its istiod through istiodGateway", c.Name)
+		} else if gw != nil {
 			checkGatewayService(f, c, p)
 			if checkAddress(at.dot("eastWestGateway", "address"), gw.Address, p) {
 				key := canonicalAddress(gw.Address)
@@ -153,9 +167,10 @@ func check(f *Fleet, p *problems) Errors {
 	if !p.known() {
 		return p.errs // the rules below count roles and networks
 	}
-	if primaries == 0 {
-		p.add(field{"spec", "clusters"}, "a mesh needs at least one primary cluster to run istiod")
+	if primaries == 0 && !f.External() {
+		p.add(field{"spec", "clusters"}, "a mesh needs at least one primary cluster or external control plane to run istiod")
 	}
+	checkExternalMesh(f, p)
 	checkTopology(f, p)
 	if d := f.Spec.Delivery; d.Flux != nil && d.ArgoCD != nil {
 		p.add(field{"spec", "delivery"}, "choose one of flux and argocd: both would apply the same objects")
@@ -273,11 +288,84 @@ func checkControlPlane(f *Fleet, c *Cluster, p *problems) {
 	at := clusterField(c, "controlPlane")
 	switch cp := f.Cluster(c.ControlPlane); {
 	case c.ControlPlane == "":
-		p.add(at, "field is required: a remote names the primary whose istiod serves it")
+		p.add(at, "field is required: a remote names the primary or external control plane whose istiod serves it")
 	case cp == nil:
 		p.add(at, "%q is not a cluster of this fleet%s", c.ControlPlane, suggestCluster(f, c.ControlPlane))
-	case cp.Role != Primary:
-		p.add(at, "%q is a remote; a remote's controlPlane must be a primary", c.ControlPlane)
+	case cp.Role == Remote:
+		p.add(at, "%q is a remote; a remote's controlPlane must be a primary or an external control plane", c.ControlPlane)
+	}
+}
+
+// checkExternal: an external control plane is reached at its istiod
+// gateway and serves at least one remote; it has no controlPlane itself.
+func checkExternal(f *Fleet, c *Cluster, p *problems) {
+	at := clusterField(c)
+	if c.ControlPlane != "" {
+		p.add(at.dot("controlPlane"), "only a remote has a controlPlane; %s is an external control plane", c.Name)
+	}
+	remotes := f.RemotesOf(c)
+	var names []string
+	for _, r := range remotes {
+		names = append(names, r.Name)
+	}
+	if len(remotes) == 0 {
+		p.add(at.dot("role"), "external control plane %s serves no cluster: a remote names it as its controlPlane, and one of them is its configCluster", c.Name)
+	}
+	if c.IstiodGateway == nil {
+		if len(remotes) > 0 {
+			p.add(at.dot("istiodGateway"), "field is required: %s reach%s the istiod of external control plane %s through its istiod gateway at a static address", strings.Join(names, ", "), map[bool]string{true: "", false: "es"}[len(names) > 1], c.Name)
+		}
+		return
+	}
+	gw := c.IstiodGateway
+	addrAt := at.dot("istiodGateway", "address")
+	if !checkAddress(addrAt, gw.Address, p) {
+		return
+	}
+	if ip, err := netip.ParseAddr(gw.Address); err == nil {
+		if gw.Certificate != nil {
+			p.add(at.dot("istiodGateway", "certificate"), "%s is an IP address: the gateway passes TLS through to istiod and presents no certificate; give a DNS name to terminate TLS", gw.Address)
+		}
+		checkPilotIP(f, addrAt, gw.Address, ip, p)
+	}
+	if s := gw.Service; s != nil {
+		if s.Type != "" && s.Type != "LoadBalancer" {
+			p.add(at.dot("istiodGateway", "service", "type"), "remotes reach istiod at %s on ports 15012 and 15017: the gateway Service must be a LoadBalancer, a %s Service does not listen there", gw.Address, s.Type)
+		}
+		if s.BindAddress == BindAnnotations && len(s.Annotations) == 0 {
+			p.add(at.dot("istiodGateway", "service", "bindAddress"), "bindAddress annotations needs service.annotations that give the Service its address")
+		}
+	}
+}
+
+// checkExternalMesh: every external control plane has exactly one config
+// cluster, and no primary serves its remotes too.
+func checkExternalMesh(f *Fleet, p *problems) {
+	for _, x := range f.Clusters {
+		if x.Role != ExternalControlPlane {
+			continue
+		}
+		var configs []*Cluster
+		var names []string
+		for _, r := range f.RemotesOf(x) {
+			names = append(names, r.Name)
+			if r.ConfigCluster {
+				configs = append(configs, r)
+			}
+		}
+		switch {
+		case len(names) > 0 && len(configs) == 0:
+			p.add(clusterField(x), "external control plane %s serves %s, but none of them is its config cluster: set configCluster: true on the one that holds the mesh configuration", x.Name, strings.Join(names, ", "))
+		case len(configs) > 1:
+			for _, c := range configs[1:] {
+				p.add(clusterField(c, "configCluster"), "external control plane %s already has config cluster %s: it has exactly one", x.Name, configs[0].Name)
+			}
+		}
+		for _, c := range f.Clusters {
+			if c.Role == Primary {
+				p.add(clusterField(c, "role"), "primary %s would read the remotes of external control plane %s (%s) through remote secrets and serve them too: a fleet with an external control plane has no primaries", c.Name, x.Name, strings.Join(names, ", "))
+			}
+		}
 	}
 }
 
@@ -298,19 +386,31 @@ func checkServingGateway(f *Fleet, c *Cluster, p *problems) {
 		return
 	}
 	addr := c.EastWestGateway.Address
-	ip, err := netip.ParseAddr(addr)
-	switch {
-	case err != nil:
-		p.add(at.dot("address"), "%q must be an IP address: remotes use it as remotePilotAddress, and for a host name Istio creates an ExternalName Service that sidecar injection cannot call", addr)
-	case ip.Is6() && strings.Contains(addr, "."):
-		p.add(at.dot("address"), "%s embeds an IPv4 address in IPv6 notation, which Istio's charts take for a host name (an ExternalName Service that sidecar injection cannot call): write it as %s", addr, ip.Unmap())
-	case ip.Is6():
-		if minor, ok := istioMinor(f.Spec.Istio.Version); ok && minor < IPv6RemotePilotMinor {
-			p.add(at.dot("address"), "IPv6 address %s needs Istio 1.%d or later (the fleet has %s): before, the remote profile renders an ExternalName Service with no endpoints for an IPv6 remotePilotAddress, and remotes cannot reach istiod", addr, IPv6RemotePilotMinor, f.Spec.Istio.Version)
+	if ip, err := netip.ParseAddr(addr); err == nil {
+		// Remotes use it as remotePilotAddress and reach injection
+		// through the istiod Service it fills in. (A host name makes them
+		// use injectionURL and validationURL at that name instead, with
+		// the certificate the gateway presents for it.)
+		checkPilotIP(f, at.dot("address"), addr, ip, p)
+		if c.EastWestGateway.Certificate != nil {
+			p.add(at.dot("certificate"), "%s is an IP address: the gateway passes TLS through to istiod and presents no certificate; give a DNS name to terminate TLS", addr)
 		}
 	}
 	if s := c.EastWestGateway.Service; s != nil && s.Type != "" && s.Type != "LoadBalancer" {
 		p.add(at.dot("service", "type"), "primary %s serves remotes, which reach istiod at %s on ports 15012 and 15017: the gateway Service must be a LoadBalancer, a %s Service does not listen there", c.Name, addr, s.Type)
+	}
+}
+
+// checkPilotIP: an IP address remotes use as remotePilotAddress must be
+// one Istio's charts take for an IP address.
+func checkPilotIP(f *Fleet, at field, addr string, ip netip.Addr, p *problems) {
+	switch {
+	case ip.Is6() && strings.Contains(addr, "."):
+		p.add(at, "%s embeds an IPv4 address in IPv6 notation, which Istio's charts take for a host name (an ExternalName Service that sidecar injection cannot call): write it as %s", addr, ip.Unmap())
+	case ip.Is6():
+		if minor, ok := istioMinor(f.Spec.Istio.Version); ok && minor < IPv6RemotePilotMinor {
+			p.add(at, "IPv6 address %s needs Istio 1.%d or later (the fleet has %s): before, the remote profile renders an ExternalName Service with no endpoints for an IPv6 remotePilotAddress, and remotes cannot reach istiod", addr, IPv6RemotePilotMinor, f.Spec.Istio.Version)
+		}
 	}
 }
 
@@ -320,6 +420,13 @@ func checkGatewayService(f *Fleet, c *Cluster, p *problems) {
 	if cp := f.Cluster(c.ControlPlane); c.Role == Remote && cp != nil && cp.Role == Primary && !f.NeedsEastWestGateway(c) {
 		p.add(at, "remote %s is on the network of its primary %s and has no east-west gateway of its own: remove the field", c.Name, c.ControlPlane)
 		return
+	}
+	if f.ExternalControlPlaneOf(c) != nil && !f.NeedsEastWestGateway(c) {
+		p.add(at, "remote %s is on the one network of the mesh and needs no east-west gateway: remove the field", c.Name)
+		return
+	}
+	if c.EastWestGateway.Certificate != nil && !f.ServesRemotes(c) {
+		p.add(at.dot("certificate"), "only the east-west gateway of a primary that serves remotes presents a certificate (for the remotes' injection and validation webhooks); %s serves none", c.Name)
 	}
 	s := c.EastWestGateway.Service
 	if s == nil {
@@ -451,7 +558,9 @@ func checkTopology(f *Fleet, p *problems) {
 		return
 	}
 	if t.ControlPlane != "" && t.ControlPlane != f.ControlPlane() {
-		if t.ControlPlane == MultiPrimary {
+		if t.ControlPlane == ExternalControlPlaneLayout || f.External() {
+			p.add(field{"spec", "topology", "controlPlane"}, "declared %s, but the clusters make the mesh %s", t.ControlPlane, f.ControlPlane())
+		} else if t.ControlPlane == MultiPrimary {
 			var remotes []string
 			for _, c := range f.Clusters {
 				if c.Role == Remote {

@@ -280,7 +280,7 @@ spec:
       network: net1
       apiServer: https://west.example.net:6443
 `,
-			want: `fleet.yaml:17:5: spec.clusters.west.controlPlane: field is required: a remote names the primary whose istiod serves it`,
+			want: `fleet.yaml:17:5: spec.clusters.west.controlPlane: field is required: a remote names the primary or external control plane whose istiod serves it`,
 		},
 		{
 			name: "controlPlane names an unknown cluster",
@@ -334,7 +334,7 @@ spec:
       controlPlane: west
       apiServer: https://west.example.net:6443
 `,
-			want: `fleet.yaml:20:21: spec.clusters.west.controlPlane: "west" is a remote; a remote's controlPlane must be a primary`,
+			want: `fleet.yaml:20:21: spec.clusters.west.controlPlane: "west" is a remote; a remote's controlPlane must be a primary or an external control plane`,
 		},
 		{
 			name: "apiServer missing with two clusters",
@@ -852,7 +852,7 @@ spec:
 			want: `fleet.yaml:11:5: spec.clusters.east.eastWestGateway: field is required: primary east serves west, which reaches istiod through its east-west gateway at a static address`,
 		},
 		{
-			name: "primary serving a remote through a DNS name",
+			name: "certificate on an IP east-west gateway",
 			src: `
 apiVersion: meshfleet.dev/v1alpha1
 kind: MeshFleet
@@ -869,14 +869,15 @@ spec:
       network: net1
       apiServer: https://east.example.net:6443
       eastWestGateway:
-        address: ew.east.example.net
+        address: 192.0.2.10
+        certificate: {secretName: ew-tls}
     west:
       role: remote
       network: net1
       controlPlane: east
       apiServer: https://west.example.net:6443
 `,
-			want: `fleet.yaml:16:18: spec.clusters.east.eastWestGateway.address: "ew.east.example.net" must be an IP address: remotes use it as remotePilotAddress, and for a host name Istio creates an ExternalName Service that sidecar injection cannot call`,
+			want: `fleet.yaml:17:22: spec.clusters.east.eastWestGateway.certificate: 192.0.2.10 is an IP address: the gateway passes TLS through to istiod and presents no certificate; give a DNS name to terminate TLS`,
 		},
 		{
 			name: "IPv6 address of a primary serving remotes before Istio 1.30",
@@ -1047,9 +1048,9 @@ spec:
       controlPlane: east
       apiServer: https://west.example.net:6443
 `,
-			want: `fleet.yaml:11:5: spec.clusters: a mesh needs at least one primary cluster to run istiod
-fleet.yaml:14:21: spec.clusters.east.controlPlane: "west" is a remote; a remote's controlPlane must be a primary
-fleet.yaml:21:21: spec.clusters.west.controlPlane: "east" is a remote; a remote's controlPlane must be a primary`,
+			want: `fleet.yaml:11:5: spec.clusters: a mesh needs at least one primary cluster or external control plane to run istiod
+fleet.yaml:14:21: spec.clusters.east.controlPlane: "west" is a remote; a remote's controlPlane must be a primary or an external control plane
+fleet.yaml:21:21: spec.clusters.west.controlPlane: "east" is a remote; a remote's controlPlane must be a primary or an external control plane`,
 		},
 		{
 			name: "no clusters",
@@ -1353,7 +1354,7 @@ spec:
       controlPlane: east
       apiServer: https://west.example.net:6443
 `,
-			want: `fleet.yaml:19:7: spec.clusters.west.region: unknown field "region" (allowed here: role, network, apiServer, controlPlane, kubeContext, eastWestGateway)`,
+			want: `fleet.yaml:19:7: spec.clusters.west.region: unknown field "region" (allowed here: role, network, apiServer, controlPlane, configCluster, kubeContext, eastWestGateway, istiodGateway)`,
 		},
 		{
 			name: "role not in the enum",
@@ -1380,7 +1381,7 @@ spec:
       controlPlane: east
       apiServer: https://west.example.net:6443
 `,
-			want: `fleet.yaml:18:13: spec.clusters.west.role: invalid value "secondary" (want one of "primary", "remote")`,
+			want: `fleet.yaml:18:13: spec.clusters.west.role: invalid value "secondary" (want one of "external-controlplane", "primary", "remote")`,
 		},
 		{
 			name: "role of the wrong type",
@@ -1407,7 +1408,7 @@ spec:
       controlPlane: east
       apiServer: https://west.example.net:6443
 `,
-			want: `fleet.yaml:18:13: spec.clusters.west.role: invalid value 1 (want one of "primary", "remote")`,
+			want: `fleet.yaml:18:13: spec.clusters.west.role: invalid value 1 (want one of "external-controlplane", "primary", "remote")`,
 		},
 		{
 			name: "secrets provider not in the enum",
@@ -1465,7 +1466,7 @@ spec:
       controlPlane: east
       apiServer: https://west.example.net:6443
 `,
-			want: `fleet.yaml:11:19: spec.topology.controlPlane: invalid value "primary-primary" (want one of "multi-primary", "primary-remote")`,
+			want: `fleet.yaml:11:19: spec.topology.controlPlane: invalid value "primary-primary" (want one of "external-control-plane", "multi-primary", "primary-remote")`,
 		},
 		{
 			name: "values that do not match the schema patterns",
@@ -1577,7 +1578,7 @@ spec:
       apiServer: https://west.example.net:6443
 `,
 			want: `fleet.yaml:17:5: spec.clusters.west.network: field is required but not present
-fleet.yaml:18:13: spec.clusters.west.role: invalid value 1 (want one of "primary", "remote")`,
+fleet.yaml:18:13: spec.clusters.west.role: invalid value 1 (want one of "external-controlplane", "primary", "remote")`,
 		},
 		{
 			name: "missing mesh",
@@ -2014,7 +2015,7 @@ fleet.yaml:8:9: spec.mesh.id: invalid value "Mesh1": want lowercase letters, dig
 fleet.yaml:10:14: spec.istio.version: invalid value "1.31": want an Istio release like "1.31.1"
 fleet.yaml:12:5: spec.clusters.east.apiServer: field is required: the other clusters of the mesh read this cluster's API server through its remote secret
 fleet.yaml:12:5: spec.clusters.east.eastWestGateway: field is required: primary east serves west, which reaches istiod through its east-west gateway at a static address
-fleet.yaml:15:7: spec.clusters.east.gateway: unknown field "gateway" (allowed here: role, network, apiServer, controlPlane, kubeContext, eastWestGateway)
+fleet.yaml:15:7: spec.clusters.east.gateway: unknown field "gateway" (allowed here: role, network, apiServer, controlPlane, configCluster, kubeContext, eastWestGateway, istiodGateway)
 fleet.yaml:16:5: spec.clusters.west.apiServer: field is required: the other clusters of the mesh read this cluster's API server through its remote secret
 fleet.yaml:16:5: spec.clusters.west.network: field is required but not present`
 	if got := err.Error(); got != want {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/meshfleet/meshfleet/generator/fleet"
+	"github.com/meshfleet/meshfleet/generator/install/helm"
 	"github.com/meshfleet/meshfleet/generator/mesh"
 )
 
@@ -14,6 +15,8 @@ type identity struct {
 	meshID, clusterName, network, trustDomain, revision, profile any
 	externalIstiod, remotePilotAddress, injectionPath            any
 	configCluster                                                any
+	istioNamespace, injectionURL, validationURL, caAddress       any
+	externalEnv, discoveryAddress                                any
 	gatewayNetwork, gatewayType, gatewayIP                       any
 }
 
@@ -26,6 +29,11 @@ func fromValues(values map[string]any) identity {
 		remotePilotAddress: get(values, "global", "remotePilotAddress"),
 		injectionPath:      get(values, "istiodRemote", "injectionPath"),
 		configCluster:      get(values, "global", "configCluster"),
+		istioNamespace:     get(values, "global", "istioNamespace"),
+		injectionURL:       get(values, "istiodRemote", "injectionURL"),
+		validationURL:      get(values, "base", "validationURL"),
+		caAddress:          get(values, "global", "caAddress"),
+		externalEnv:        get(values, "pilot", "env", "EXTERNAL_ISTIOD"),
 	}
 }
 
@@ -34,11 +42,19 @@ func read(t *testing.T, installer string, c mesh.Cluster) identity {
 	var id identity
 	switch installer {
 	case fleet.InstallerIstioctl:
-		cp := objects(c, "controlplane.yaml")[0]
+		file := "controlplane.yaml"
+		if objects(c, "external-istiod.yaml") != nil {
+			file = "external-istiod.yaml" // the external istiod, not the cluster's own
+		}
+		cp := objects(c, file)[0]
 		id = fromValues(get(cp, "spec", "values").(map[string]any))
 		id.trustDomain = get(cp, "spec", "meshConfig", "trustDomain")
+		id.discoveryAddress = get(cp, "spec", "meshConfig", "defaultConfig", "discoveryAddress")
 		id.revision = get(cp, "spec", "revision")
 		id.profile = get(cp, "spec", "profile")
+		if id.profile == "empty" {
+			id.profile = nil // the external istiod: istiod only
+		}
 		if gw := objects(c, "eastwest-gateway.yaml"); gw != nil {
 			ig := get(gw[0], "spec", "components").(map[string]any)["ingressGateways"].([]any)[0]
 			id.gatewayNetwork = get(ig, "label", "topology.istio.io/network")
@@ -48,8 +64,12 @@ func read(t *testing.T, installer string, c mesh.Cluster) identity {
 		for _, s := range c.Stages {
 			for _, ch := range s.Charts {
 				switch ch.Release {
-				case mesh.ReleaseIstiod:
+				case mesh.ReleaseIstiod, helm.ReleaseExternalIstiod:
+					if ch.Release == mesh.ReleaseIstiod && hasChart(c, helm.ReleaseExternalIstiod) {
+						continue
+					}
 					id = fromValues(ch.Values)
+					id.discoveryAddress = get(ch.Values, "meshConfig", "defaultConfig", "discoveryAddress")
 					id.trustDomain = get(ch.Values, "meshConfig", "trustDomain")
 					id.revision = ch.Values["revision"]
 					id.profile = ch.Values["profile"]
@@ -60,13 +80,23 @@ func read(t *testing.T, installer string, c mesh.Cluster) identity {
 		}
 		id.gatewayNetwork = gatewayNetwork
 	case fleet.InstallerSail:
-		istio := objects(c, "istio.yaml")[0]
+		file := "istio.yaml"
+		if objects(c, "external-istiod.yaml") != nil {
+			file = "external-istiod.yaml"
+		}
+		istio := objects(c, file)[0]
 		id = fromValues(get(istio, "spec", "values").(map[string]any))
 		id.trustDomain = get(istio, "spec", "values", "meshConfig", "trustDomain")
-		if name := get(istio, "metadata", "name"); name != "default" {
+		id.discoveryAddress = get(istio, "spec", "values", "meshConfig", "defaultConfig", "discoveryAddress")
+		// Sail names a revision after its Istio; the external control
+		// plane's Istio resources, on both sides, are external-istiod.
+		if name := get(istio, "metadata", "name"); name != "default" && name != fleet.ExternalIstiodNamespace {
 			id.revision = name
 		}
 		id.profile = get(istio, "spec", "profile")
+		if id.profile == "empty" {
+			id.profile = nil
+		}
 		for _, o := range objects(c, "eastwest-gateway.yaml") {
 			if o["kind"] == "Service" {
 				id.gatewayNetwork = get(o, "metadata", "labels", "topology.istio.io/network")
@@ -110,7 +140,14 @@ func TestInstallersAgree(t *testing.T) {
 				f.Spec.Installer = installer
 				for _, c := range mesh.Build(f).Clusters {
 					got := read(t, installer, c)
-					if got.meshID != f.Spec.Mesh.ID || got.clusterName != c.Name || got.network != c.Network {
+					// An external istiod takes its config cluster's name
+					// and network.
+					name, network := c.Name, c.Network
+					if c.Role == fleet.ExternalControlPlane {
+						cc := f.ConfigClusterOf(c.Cluster)
+						name, network = cc.Name, cc.Network
+					}
+					if got.meshID != f.Spec.Mesh.ID || got.clusterName != name || got.network != network {
 						t.Errorf("%s %s: identity %+v does not match the fleet", installer, c.Name, got)
 					}
 					if w, ok := want[c.Name]; !ok {

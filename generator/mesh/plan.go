@@ -1,22 +1,39 @@
-// Package mesh decides what every cluster of a validated fleet needs to
-// join the mesh, as Kubernetes objects grouped into files and apply
-// stages, plus the Helm releases a GitOps tool runs. It is a pure function
-// of the fleet: it knows nothing about directories, kustomize or how the
-// files are written.
+// Package mesh lays what every cluster of a fleet needs (generator/plan)
+// out as Kubernetes objects grouped into files and apply stages, plus the
+// Helm releases a GitOps tool runs and the istioctl inputs. The objects
+// every installer shares (namespaces, CA, reader account, remote secrets,
+// the exposures of istiod and services) are made here; control planes
+// and gateways are left to the fleet's installer (generator/install). It
+// is a pure function of the fleet: it knows nothing about directories,
+// kustomize or how the files are written.
+//
+//	fleet → plan → installers → mesh (stages) → overlays
 package mesh
 
 import (
+	"slices"
+
 	"github.com/meshfleet/meshfleet/generator/fleet"
+	"github.com/meshfleet/meshfleet/generator/install"
+	"github.com/meshfleet/meshfleet/generator/install/helm"
+	"github.com/meshfleet/meshfleet/generator/plan"
 )
 
 // Object is one Kubernetes object as nested maps, ready to be marshalled.
-type Object = map[string]any
+type Object = plan.Object
 
 // File is one YAML file of objects.
-type File struct {
-	Name    string
-	Objects []Object
-}
+type File = plan.File
+
+// Chart is a Helm release of one of Istio's charts.
+type Chart = plan.Chart
+
+// Helm release names (see package helm).
+const (
+	ReleaseBase     = helm.ReleaseBase
+	ReleaseIstiod   = helm.ReleaseIstiod
+	ReleaseEastWest = helm.ReleaseEastWest
+)
 
 // Base is a group of files that several clusters share unchanged.
 type Base struct {
@@ -26,8 +43,8 @@ type Base struct {
 
 // The shared bases.
 const (
-	BaseExposeServices = "expose-services"
-	BaseExposeIstiod   = "expose-istiod"
+	BaseExposeServices = plan.BaseExposeServices
+	BaseExposeIstiod   = plan.BaseExposeIstiod
 )
 
 // The apply stages of a cluster, in the order Istio needs them. Each
@@ -92,20 +109,15 @@ type Stage struct {
 	Bases []string
 	// Charts are Helm releases a GitOps tool runs at this stage.
 	Charts []Chart
-}
-
-// Chart is a Helm release of one of Istio's charts.
-type Chart struct {
-	Release string // also the name of the release's objects
-	Chart   string // base, istiod or gateway
-	Version string
-	Repo    string
-	Values  map[string]any
+	// Note says what this cluster's stage waits for beyond StageDoc.
+	Note string
 }
 
 // Cluster is everything one cluster needs.
 type Cluster struct {
 	*fleet.Cluster
+	// Needs is what the plan says the cluster needs.
+	Needs *plan.Cluster
 	// Stages holds the cluster's non-empty stages, in apply order.
 	Stages []Stage
 	// Istioctl holds the IstioOperator files for `istioctl install -f`:
@@ -131,27 +143,52 @@ type Plan struct {
 	Clusters []Cluster
 }
 
-// Build plans every cluster of f.
+// Build plans every cluster of f and lays the plan out with the fleet's
+// installer.
 func Build(f *fleet.Fleet) *Plan {
+	return Lay(plan.Build(f), install.For(f.Spec.Installer))
+}
+
+// Lay lays a plan out with an installer.
+func Lay(pl *plan.Plan, in plan.Installer) *Plan {
+	f := pl.Fleet
 	p := &Plan{Fleet: f}
-	used := map[string]bool{}
-	for _, c := range f.Clusters {
-		pc := planCluster(f, c)
-		for _, s := range pc.Stages {
-			for _, b := range s.Bases {
-				used[b] = true
-			}
+	used := map[string]plan.Expose{}
+	for i := range pl.Clusters {
+		p.Clusters = append(p.Clusters, layCluster(f, &pl.Clusters[i], in))
+		for _, e := range pl.Clusters[i].Exposes {
+			used[baseName(e)] = e
 		}
-		p.Clusters = append(p.Clusters, pc)
 	}
 	rev := f.Spec.Istio.Revision
-	if used[BaseExposeIstiod] {
-		p.Bases = append(p.Bases, Base{BaseExposeIstiod, []File{{"expose-istiod.yaml", exposeIstiod(rev)}}})
-	}
-	if used[BaseExposeServices] {
-		p.Bases = append(p.Bases, Base{BaseExposeServices, []File{{"expose-services.yaml", []Object{crossNetworkGateway()}}}})
+	for _, name := range sortedKeys(used) {
+		e := used[name]
+		switch e.Base {
+		case BaseExposeIstiod:
+			p.Bases = append(p.Bases, Base{name, []File{{Name: "expose-istiod.yaml", Objects: exposeIstiod(rev, e.Namespace)}}})
+		case BaseExposeServices:
+			p.Bases = append(p.Bases, Base{name, []File{{Name: "expose-services.yaml", Objects: []Object{crossNetworkGateway(e.Namespace)}}}})
+		}
 	}
 	return p
+}
+
+// baseName is the directory of a shared base: its name, followed by its
+// namespace when that is not istio-system.
+func baseName(e plan.Expose) string {
+	if e.Namespace == plan.IstioNamespace {
+		return e.Base
+	}
+	return e.Base + "-" + e.Namespace
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // stages collects a cluster's stages as they are filled in.
@@ -167,65 +204,82 @@ func (s stages) get(name string) *Stage {
 func (s stages) add(stage, file string, objs ...Object) {
 	if len(objs) > 0 {
 		st := s.get(stage)
-		st.Files = append(st.Files, File{file, objs})
+		st.Files = append(st.Files, File{Name: file, Objects: objs})
 	}
 }
 
-func planCluster(f *fleet.Fleet, c *fleet.Cluster) Cluster {
-	pc := Cluster{Cluster: c}
-	s := stages{}
-	s.add(StageNamespace, "namespace.yaml", namespace(c))
-	primary := c.Role == fleet.Primary
-	if primary {
-		s.add(StageNamespace, "cacerts.yaml", caCerts(f, c))
+// put adds what an installer made to a stage (and the istioctl inputs).
+func (s stages) put(pc *Cluster, stage string, out plan.Output) {
+	for _, f := range out.Manifests {
+		s.add(stage, f.Name, f.Objects...)
 	}
-	if f.ReadByOthers(c) {
+	if len(out.Charts) > 0 {
+		st := s.get(stage)
+		st.Charts = append(st.Charts, out.Charts...)
+	}
+	pc.Istioctl = append(pc.Istioctl, out.Istioctl...)
+}
+
+func layCluster(f *fleet.Fleet, c *plan.Cluster, in plan.Installer) Cluster {
+	pc := Cluster{Cluster: c.Cluster, Needs: c}
+	s := stages{}
+	var namespaces []Object
+	for _, ns := range c.Namespaces {
+		namespaces = append(namespaces, namespace(ns))
+	}
+	s.add(StageNamespace, "namespace.yaml", namespaces...)
+	if c.CA {
+		cas := []Object{caCerts(f, c, c.Namespace())}
+		if c.LocalCA != "" {
+			cas = append(cas, caCerts(f, c, c.LocalCA))
+		}
+		s.add(StageNamespace, "cacerts.yaml", cas...)
+	}
+	if c.Reader {
 		s.add(StageNamespace, "reader.yaml", reader(f, c)...)
 	}
-	switch f.Spec.Installer {
-	case fleet.InstallerHelm:
-		cp := s.get(StageControlPlane)
-		cp.Charts = append(cp.Charts, baseChart(f, c), istiodChart(f, c))
-	case fleet.InstallerSail:
-		istio := sailIstio(f, c)
-		objs := []Object{istio}
-		if f.Spec.Istio.Revision != "" {
-			objs = append(objs, sailDefaultTag(istio))
-		}
-		s.add(StageControlPlane, "istio.yaml", objs...)
-	default:
-		pc.Istioctl = append(pc.Istioctl, File{"controlplane.yaml", []Object{istioOperatorControlPlane(f, c)}})
+	if c.ConfigAccount != "" {
+		s.add(StageNamespace, "config-account.yaml", configAccount(f, c)...)
 	}
-	if f.NeedsEastWestGateway(c) {
-		switch f.Spec.Installer {
-		case fleet.InstallerHelm:
-			gw := s.get(StageGateways)
-			gw.Charts = append(gw.Charts, eastWestChart(f, c))
-		case fleet.InstallerSail:
-			s.add(StageGateways, "eastwest-gateway.yaml", eastWestGatewayManifests(f, c)...)
-		default:
-			pc.Istioctl = append(pc.Istioctl, File{"eastwest-gateway.yaml", []Object{eastWestGatewayOperator(f, c)}})
-		}
+	for i := range c.ControlPlanes {
+		s.put(&pc, StageControlPlane, in.ControlPlane(&c.ControlPlanes[i]))
 	}
-	if f.ServesRemotes(c) {
-		s.get(StageGateways).Bases = append(s.get(StageGateways).Bases, BaseExposeIstiod)
+	for i := range c.Gateways {
+		s.put(&pc, StageGateways, in.Gateway(&c.Gateways[i]))
 	}
-	if primary && f.MultiNetwork() {
-		s.get(StageGateways).Bases = append(s.get(StageGateways).Bases, BaseExposeServices)
+	if in := c.IstiodIngress; in != nil {
+		s.add(StageGateways, "expose-istiod.yaml", exposeExternalIstiod(f, in)...)
 	}
-	if primary {
-		var secrets []Object
-		for _, other := range f.Clusters {
-			if other != c {
-				secrets = append(secrets, remoteSecret(f, other))
-			}
-		}
-		s.add(StageRemoteSecrets, "remote-secrets.yaml", secrets...)
+	if in := c.HostIstiod; in != nil {
+		s.add(StageGateways, "expose-istiod.yaml", exposeHostIstiod(in)...)
 	}
+	for _, e := range c.Exposes {
+		s.get(StageGateways).Bases = append(s.get(StageGateways).Bases, baseName(e))
+	}
+	if k := c.ConfigKubeconfig; k != nil {
+		// Before the control plane: without it the external istiod
+		// would take its own cluster for the config cluster.
+		s.add(StageNamespace, "config-kubeconfig.yaml", configKubeconfig(f, k))
+		s.get(StageNamespace).Note = "On this external control plane, ready once cacerts (both) and istio-kubeconfig hold their keys: the latter\n" +
+			"needs config cluster " + k.Cluster.Name + "'s stage namespace (its " + k.ServiceAccount + " token" + fillHow(f) + ")."
+	}
+	var secrets []Object
+	for _, other := range c.Reads {
+		secrets = append(secrets, remoteSecret(f, other, c.Namespace()))
+	}
+	s.add(StageRemoteSecrets, "remote-secrets.yaml", secrets...)
 	for _, name := range Stages {
 		if st := s[name]; st != nil {
 			pc.Stages = append(pc.Stages, *st)
 		}
 	}
 	return pc
+}
+
+// fillHow says how a placeholder gets filled.
+func fillHow(f *fleet.Fleet) string {
+	if f.Spec.Secrets.Provider == fleet.ProviderExternalSecrets {
+		return ", which it pushes to the store"
+	}
+	return "; meshfleet secrets prints the command"
 }

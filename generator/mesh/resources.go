@@ -2,16 +2,17 @@ package mesh
 
 import (
 	"fmt"
-	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/meshfleet/meshfleet/generator/fleet"
+	"github.com/meshfleet/meshfleet/generator/plan"
 )
 
-// IstioNamespace is where istiod, its secrets and the gateways live.
-const IstioNamespace = "istio-system"
+// IstioNamespace is the namespace of a primary's or remote's control
+// plane (see plan.ControlPlane.Namespace).
+const IstioNamespace = plan.IstioNamespace
 
 // ReaderServiceAccount is the service account other clusters' istiod
 // read a cluster with, and readerTokenSecret its token.
@@ -22,16 +23,12 @@ const (
 
 // Labels and annotations Istio reads.
 const (
-	labelNetwork              = "topology.istio.io/network"
-	annotationControlPlanes   = "topology.istio.io/controlPlaneClusters"
 	labelMultiCluster         = "istio/multiCluster"
 	annotationCluster         = "networking.istio.io/cluster"
 	annotationServiceAccount  = "kubernetes.io/service-account.name"
 	annotationPlaceholder     = "meshfleet.dev/placeholder"
 	annotationSecretKeys      = "meshfleet.dev/secret-keys"
 	annotationAPIServer       = "meshfleet.dev/api-server"
-	eastWestGatewayName       = "istio-eastwestgateway"
-	eastWestGatewaySelector   = "eastwestgateway"
 	externalSecretsAPIVersion = "external-secrets.io/v1"
 )
 
@@ -46,15 +43,8 @@ var keepFilledIn = map[string]any{
 	"argocd.argoproj.io/sync-options": "ServerSideApply=true",
 }
 
-// neverDeleted are the annotations of what must outlive the output that
-// made it: the istio-system Namespace (deleting it deletes everything in
-// it) and the CA (a new one means restarting every workload). Neither
-// Flux nor Argo CD prunes them, and Argo CD keeps them when the
-// Application is deleted.
-var neverDeleted = map[string]any{
-	"kustomize.toolkit.fluxcd.io/prune": "disabled",
-	"argocd.argoproj.io/sync-options":   "Prune=false,Delete=false",
-}
+// neverDeleted: see plan.NeverDeleted.
+var neverDeleted = plan.NeverDeleted
 
 // neverOverwrittenNorDeleted combines both, for the cacerts placeholder.
 var neverOverwrittenNorDeleted = map[string]any{
@@ -78,45 +68,28 @@ const CAKeySets = "ca-cert.pem,ca-key.pem,root-cert.pem,cert-chain.pem|tls.crt,t
 // caKeys are the keys of istiod's plugged-in CA bundle.
 const caKeys = "ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem"
 
-func meta(name string, extra ...map[string]any) map[string]any {
-	m := map[string]any{"name": name, "namespace": IstioNamespace}
-	for _, e := range extra {
-		for k, v := range e {
-			m[k] = v
-		}
-	}
-	return m
-}
+var (
+	meta   = plan.Meta
+	merged = plan.Merged
+)
 
-func merged(ms ...map[string]any) map[string]any {
-	out := map[string]any{}
-	for _, m := range ms {
-		for k, v := range m {
-			out[k] = v
-		}
+func namespace(ns plan.Namespace) Object {
+	md := map[string]any{"name": ns.Name}
+	if ns.Labels != nil {
+		md["labels"] = plan.Clone(ns.Labels)
 	}
-	return out
-}
-
-func namespace(c *fleet.Cluster) Object {
-	md := map[string]any{
-		"name":   IstioNamespace,
-		"labels": map[string]any{labelNetwork: c.Network},
+	if ns.Annotations != nil {
+		md["annotations"] = plan.Clone(ns.Annotations)
 	}
-	annotations := merged(neverDeleted)
-	if c.Role == fleet.Remote {
-		annotations[annotationControlPlanes] = c.ControlPlane
-	}
-	md["annotations"] = annotations
 	return Object{"apiVersion": "v1", "kind": "Namespace", "metadata": md}
 }
 
 // caCerts is the shared root of trust: a cert-manager Certificate, a
 // Secret placeholder the operator fills, or an ExternalSecret that fills
 // it from the store.
-func caCerts(f *fleet.Fleet, c *fleet.Cluster) Object {
+func caCerts(f *fleet.Fleet, c *plan.Cluster, ns string) Object {
 	if cm := f.CertManager(); cm != nil {
-		return caCertificate(f, c, cm)
+		return caCertificate(c, cm, ns)
 	}
 	s := f.Spec.Secrets
 	if s.Provider == fleet.ProviderExternalSecrets {
@@ -127,7 +100,7 @@ func caCerts(f *fleet.Fleet, c *fleet.Cluster) Object {
 				"remoteRef": map[string]any{"key": fmt.Sprintf("%s/%s/cacerts", s.KeyPrefix, c.Name), "property": k},
 			})
 		}
-		return externalSecret(s, "cacerts", map[string]any{
+		return externalSecret(s, "cacerts", ns, map[string]any{
 			"name":           "cacerts",
 			"creationPolicy": "Orphan", // deleting the ExternalSecret must not take the CA away from istiod
 			"deletionPolicy": "Retain",
@@ -136,7 +109,7 @@ func caCerts(f *fleet.Fleet, c *fleet.Cluster) Object {
 	return Object{
 		"apiVersion": "v1",
 		"kind":       "Secret",
-		"metadata": meta("cacerts", map[string]any{"annotations": merged(neverOverwrittenNorDeleted, map[string]any{
+		"metadata": meta("cacerts", ns, map[string]any{"annotations": merged(neverOverwrittenNorDeleted, map[string]any{
 			annotationPlaceholder: "intermediate CA of cluster " + c.Name + ", signed by the mesh root; root-cert.pem is the same in every cluster. The control plane waits until it is filled: istiod that starts without it signs with a self-made root",
 			annotationSecretKeys:  caKeys,
 			AnnotationWaitForKeys: CAKeySets,
@@ -150,17 +123,17 @@ func caCerts(f *fleet.Fleet, c *fleet.Cluster) Object {
 // certificates, ca.crt (the issuer's CA, the mesh root) is the root of
 // trust. The Certificate is Ready, and the stage with it, only once the
 // Secret holds all three.
-func caCertificate(f *fleet.Fleet, c *fleet.Cluster, cm *fleet.CertManager) Object {
+func caCertificate(c *plan.Cluster, cm *fleet.CertManager, ns string) Object {
 	return Object{
 		"apiVersion": "cert-manager.io/v1",
 		"kind":       "Certificate",
-		"metadata":   meta("cacerts", map[string]any{"annotations": merged(neverDeleted)}),
+		"metadata":   meta("cacerts", ns, map[string]any{"annotations": merged(neverDeleted)}),
 		"spec": map[string]any{
 			"secretName":  "cacerts",
 			"isCA":        true,
 			"commonName":  "Intermediate CA",
 			"subject":     map[string]any{"organizations": []any{"Istio"}, "localities": []any{c.Name}},
-			"dnsNames":    []any{"istiod." + IstioNamespace + ".svc"},
+			"dnsNames":    []any{"istiod." + ns + ".svc"},
 			"duration":    cm.Duration,
 			"renewBefore": cm.RenewBefore,
 			"privateKey":  map[string]any{"algorithm": "RSA", "size": 4096},
@@ -170,14 +143,14 @@ func caCertificate(f *fleet.Fleet, c *fleet.Cluster, cm *fleet.CertManager) Obje
 	}
 }
 
-// remoteSecret lets a primary's istiod read cluster c's API server.
-func remoteSecret(f *fleet.Fleet, c *fleet.Cluster) Object {
+// remoteSecret lets the istiod in namespace ns read cluster c's API server.
+func remoteSecret(f *fleet.Fleet, c *fleet.Cluster, ns string) Object {
 	name := "istio-remote-secret-" + c.Name
 	labels := map[string]any{labelMultiCluster: "true"}
 	s := f.Spec.Secrets
 	if s.Provider == fleet.ProviderExternalSecrets {
 		ref := fmt.Sprintf("%s/%s/reader", s.KeyPrefix, c.Name)
-		return externalSecret(s, name, map[string]any{
+		return externalSecret(s, name, ns, map[string]any{
 			"name": name,
 			"template": map[string]any{
 				"engineVersion": "v2",
@@ -195,16 +168,25 @@ func remoteSecret(f *fleet.Fleet, c *fleet.Cluster) Object {
 	return Object{
 		"apiVersion": "v1",
 		"kind":       "Secret",
-		"metadata": meta(name, map[string]any{
+		"metadata": meta(name, ns, map[string]any{
 			"labels": labels,
 			"annotations": merged(keepFilledIn, map[string]any{
 				annotationCluster:     c.Name,
 				annotationAPIServer:   c.APIServer,
-				annotationPlaceholder: fmt.Sprintf("kubeconfig of %s's %s under key %s: istioctl create-remote-secret --name=%s --server=%s --service-account=%s --create-service-account=false --secret-name=%s", c.Name, ReaderServiceAccount, c.Name, c.Name, c.APIServer, ReaderServiceAccount, readerTokenSecret),
+				annotationPlaceholder: fmt.Sprintf("kubeconfig of %s's %s under key %s: istioctl create-remote-secret --name=%s --server=%s%s --service-account=%s --create-service-account=false --secret-name=%s", c.Name, ReaderServiceAccount, c.Name, c.Name, c.APIServer, readerNamespaceFlag(f, c), ReaderServiceAccount, readerTokenSecret),
 				annotationSecretKeys:  c.Name,
 			}),
 		}),
 	}
+}
+
+// readerNamespaceFlag names the namespace of c's reader account for
+// istioctl create-remote-secret, when it is not istio-system.
+func readerNamespaceFlag(f *fleet.Fleet, c *fleet.Cluster) string {
+	if f.ExternalControlPlaneOf(c) != nil {
+		return " --namespace=" + fleet.ExternalIstiodNamespace
+	}
+	return ""
 }
 
 // kubeconfig is the template External Secrets fills with the reader's
@@ -244,11 +226,11 @@ func templateScalar(s string) string {
 
 var safeTemplateScalar = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._~:/@!&()*+,;=%\[\]-]*$`)
 
-func externalSecret(s fleet.Secrets, name string, target map[string]any, data []any) Object {
+func externalSecret(s fleet.Secrets, name, ns string, target map[string]any, data []any) Object {
 	return Object{
 		"apiVersion": externalSecretsAPIVersion,
 		"kind":       "ExternalSecret",
-		"metadata":   meta(name),
+		"metadata":   meta(name, ns),
 		"spec": map[string]any{
 			"refreshInterval": s.RefreshInterval,
 			"secretStoreRef":  map[string]any{"kind": s.Store.Kind, "name": s.Store.Name},
@@ -269,29 +251,30 @@ func externalSecret(s fleet.Secrets, name string, target map[string]any, data []
 // claims it too. The binding may name the ClusterRole before it exists.
 // With External Secrets a PushSecret pushes the token and CA to
 // <prefix>/<cluster>/reader, where the primaries' ExternalSecrets read it.
-func reader(f *fleet.Fleet, c *fleet.Cluster) []Object {
+func reader(f *fleet.Fleet, c *plan.Cluster) []Object {
+	ns := c.Namespace()
 	// The binding is named after the ClusterRole's revision: roleRef is
 	// immutable, so a new revision gets a new binding and the old one is
 	// pruned.
-	suffix := IstioNamespace
-	if rev := f.Spec.Istio.Revision; rev != "" {
-		suffix = rev + "-" + IstioNamespace
+	suffix := ns
+	if rev := c.Revision(); rev != "" {
+		suffix = rev + "-" + ns
 	}
 	role := "istio-reader-clusterrole-" + suffix
 	objs := []Object{
-		{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(ReaderServiceAccount)},
+		{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(ReaderServiceAccount, ns)},
 		{
 			"apiVersion": "rbac.authorization.k8s.io/v1",
 			"kind":       "ClusterRoleBinding",
 			"metadata":   map[string]any{"name": ReaderServiceAccount + "-" + suffix},
 			"roleRef":    map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-			"subjects":   []any{map[string]any{"kind": "ServiceAccount", "name": ReaderServiceAccount, "namespace": IstioNamespace}},
+			"subjects":   []any{map[string]any{"kind": "ServiceAccount", "name": ReaderServiceAccount, "namespace": ns}},
 		},
 		{
 			"apiVersion": "v1",
 			"kind":       "Secret",
 			"type":       "kubernetes.io/service-account-token",
-			"metadata": meta(readerTokenSecret, map[string]any{
+			"metadata": meta(readerTokenSecret, ns, map[string]any{
 				"annotations": map[string]any{annotationServiceAccount: ReaderServiceAccount},
 			}),
 		},
@@ -307,7 +290,7 @@ func reader(f *fleet.Fleet, c *fleet.Cluster) []Object {
 		objs = append(objs, Object{
 			"apiVersion": "external-secrets.io/v1alpha1",
 			"kind":       "PushSecret",
-			"metadata":   meta(ReaderServiceAccount),
+			"metadata":   meta(ReaderServiceAccount, ns),
 			"spec": map[string]any{
 				"refreshInterval": s.RefreshInterval,
 				"updatePolicy":    "Replace",
@@ -321,147 +304,15 @@ func reader(f *fleet.Fleet, c *fleet.Cluster) []Object {
 	return objs
 }
 
-// istioOperator is the common frame of every IstioOperator we write.
-func istioOperator(f *fleet.Fleet, name string, spec map[string]any) Object {
-	spec["hub"] = f.Spec.Istio.Hub
-	spec["tag"] = f.Spec.Istio.Version
-	if rev := f.Spec.Istio.Revision; rev != "" {
-		spec["revision"] = rev
-	}
-	return Object{
-		"apiVersion": "install.istio.io/v1alpha1",
-		"kind":       "IstioOperator",
-		"metadata":   meta(name),
-		"spec":       spec,
-	}
-}
-
-// controlPlaneValues are the istiod values of cluster c. The same tree is
-// spec.values of the IstioOperator, the values of the Helm istiod release
-// and spec.values of the Sail Istio resource, so every installer gets the
-// same meshID, clusterName, network and remote settings.
-func controlPlaneValues(f *fleet.Fleet, c *fleet.Cluster) map[string]any {
-	global := map[string]any{
-		"meshID":       f.Spec.Mesh.ID,
-		"multiCluster": map[string]any{"clusterName": c.Name},
-		"network":      c.Network,
-	}
-	values := map[string]any{"global": global}
-	if c.Role == fleet.Primary {
-		if f.ServesRemotes(c) {
-			global["externalIstiod"] = true
-		}
-		return values
-	}
-	global["remotePilotAddress"] = f.Cluster(c.ControlPlane).EastWestGateway.Address
-	values["istiodRemote"] = map[string]any{"injectionPath": fmt.Sprintf("/inject/cluster/%s/net/%s", c.Name, c.Network)}
-	return values
-}
-
-func meshConfig(f *fleet.Fleet) map[string]any {
-	return map[string]any{"trustDomain": f.Spec.Mesh.TrustDomain}
-}
-
-func istioOperatorControlPlane(f *fleet.Fleet, c *fleet.Cluster) Object {
-	spec := map[string]any{"values": controlPlaneValues(f, c)}
-	if c.Role == fleet.Remote {
-		spec["profile"] = "remote"
-	} else {
-		spec["meshConfig"] = meshConfig(f)
-	}
-	return istioOperator(f, "controlplane", spec)
-}
-
-// eastWestGatewayOperator is what samples/multicluster/gen-eastwest-gateway.sh
-// prints for --network <network> [--revision <revision>].
-func eastWestGatewayOperator(f *fleet.Fleet, c *fleet.Cluster) Object {
-	port := func(name string, n int) map[string]any {
-		return map[string]any{"name": name, "port": n, "targetPort": n}
-	}
-	spec := map[string]any{
-		"revision": "",
-		"profile":  "empty",
-		"components": map[string]any{"ingressGateways": []any{map[string]any{
-			"name":    eastWestGatewayName,
-			"enabled": true,
-			"label":   eastWestLabels(c),
-			"k8s": map[string]any{
-				"env": []any{map[string]any{"name": "ISTIO_META_REQUESTED_NETWORK_VIEW", "value": c.Network}},
-				"service": merged(gatewayServiceSpec(c), map[string]any{"ports": []any{
-					port("status-port", 15021),
-					port("tls", 15443),
-					port("tls-istiod", 15012),
-					port("tls-webhook", 15017),
-				}}),
-			},
-		}}},
-		"values": map[string]any{
-			"gateways": map[string]any{"istio-ingressgateway": map[string]any{"injectionTemplate": "gateway"}},
-			"global":   map[string]any{"network": c.Network},
-		},
-	}
-	if a := gatewayServiceAnnotations(c); a != nil {
-		ig := spec["components"].(map[string]any)["ingressGateways"].([]any)[0].(map[string]any)
-		ig["k8s"].(map[string]any)["serviceAnnotations"] = a
-	}
-	return istioOperator(f, "eastwest", spec)
-}
-
-// gatewayServiceSpec binds the east-west gateway Service to the address
-// the fleet declares, which remotes and other networks are wired to: its
-// type, and spec.loadBalancerIP for an IP address unless the fleet binds
-// the address through the Service's annotations. A host name is bound by
-// DNS pointing at the load balancer.
-func gatewayServiceSpec(c *fleet.Cluster) map[string]any {
-	gw := c.EastWestGateway
-	svc := fleet.GatewayService{Type: "LoadBalancer", BindAddress: fleet.BindLoadBalancerIP}
-	if gw != nil && gw.Service != nil {
-		svc = *gw.Service
-	}
-	spec := map[string]any{"type": svc.Type}
-	if gw == nil || svc.Type != "LoadBalancer" || svc.BindAddress != fleet.BindLoadBalancerIP {
-		return spec
-	}
-	if ip, err := netip.ParseAddr(gw.Address); err == nil {
-		spec["loadBalancerIP"] = ip.String()
-	}
-	return spec
-}
-
-// gatewayServiceAnnotations are the east-west gateway Service's
-// annotations from the fleet, or nil.
-func gatewayServiceAnnotations(c *fleet.Cluster) map[string]any {
-	gw := c.EastWestGateway
-	if gw == nil || gw.Service == nil || len(gw.Service.Annotations) == 0 {
-		return nil
-	}
-	a := map[string]any{}
-	for k, v := range gw.Service.Annotations {
-		a[k] = v
-	}
-	return a
-}
-
-// eastWestLabels select the east-west gateway's pods: expose-istiod and
-// expose-services select istio=eastwestgateway, and istiod finds the
-// network's gateway by the network label.
-func eastWestLabels(c *fleet.Cluster) map[string]any {
-	return map[string]any{
-		"istio":      eastWestGatewaySelector,
-		"app":        eastWestGatewayName,
-		labelNetwork: c.Network,
-	}
-}
-
 // crossNetworkGateway is samples/multicluster/expose-services.yaml: it
 // passes mTLS traffic from other networks through to this network's pods.
-func crossNetworkGateway() Object {
+func crossNetworkGateway(ns string) Object {
 	return Object{
 		"apiVersion": "networking.istio.io/v1",
 		"kind":       "Gateway",
-		"metadata":   meta("cross-network-gateway"),
+		"metadata":   meta("cross-network-gateway", ns),
 		"spec": map[string]any{
-			"selector": map[string]any{"istio": eastWestGatewaySelector},
+			"selector": map[string]any{"istio": plan.EastWestGatewaySelector},
 			"servers": []any{map[string]any{
 				"port":  map[string]any{"number": 15443, "name": "tls", "protocol": "TLS"},
 				"tls":   map[string]any{"mode": "AUTO_PASSTHROUGH"},
@@ -474,7 +325,7 @@ func crossNetworkGateway() Object {
 // exposeIstiod is samples/multicluster/expose-istiod.yaml, or its
 // revision template expose-istiod-rev.yaml.tmpl filled with rev: it lets
 // remotes reach istiod's xDS/CA port and injection webhook.
-func exposeIstiod(rev string) []Object {
+func exposeIstiod(rev, ns string) []Object {
 	server := func(name string, port int) map[string]any {
 		return map[string]any{
 			"port":  map[string]any{"name": name, "number": port, "protocol": "tls"},
@@ -485,9 +336,9 @@ func exposeIstiod(rev string) []Object {
 	istiod, vsName, sni := "istiod", "istiod-vs", []any{"*"}
 	if rev != "" {
 		istiod, vsName = "istiod-"+rev, "istiod-vs-"+rev
-		sni = []any{istiod + "." + IstioNamespace + ".svc", istiod + "." + IstioNamespace + ".svc.cluster.local"}
+		sni = []any{istiod + "." + ns + ".svc", istiod + "." + ns + ".svc.cluster.local"}
 	}
-	host := istiod + "." + IstioNamespace + ".svc.cluster.local"
+	host := istiod + "." + ns + ".svc.cluster.local"
 	route := func(port, target int) map[string]any {
 		return map[string]any{
 			"match": []any{map[string]any{"port": port, "sniHosts": sni}},
@@ -498,16 +349,16 @@ func exposeIstiod(rev string) []Object {
 		{
 			"apiVersion": "networking.istio.io/v1",
 			"kind":       "Gateway",
-			"metadata":   meta("istiod-gateway"),
+			"metadata":   meta("istiod-gateway", ns),
 			"spec": map[string]any{
-				"selector": map[string]any{"istio": eastWestGatewaySelector},
+				"selector": map[string]any{"istio": plan.EastWestGatewaySelector},
 				"servers":  []any{server("tls-istiod", 15012), server("tls-istiodwebhook", 15017)},
 			},
 		},
 		{
 			"apiVersion": "networking.istio.io/v1",
 			"kind":       "VirtualService",
-			"metadata":   meta(vsName),
+			"metadata":   meta(vsName, ns),
 			"spec": map[string]any{
 				"hosts":    []any{"*"},
 				"gateways": []any{"istiod-gateway"},

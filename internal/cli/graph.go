@@ -74,10 +74,24 @@ func meshGraph(f *fleet.Fleet) graph {
 		}
 		n := &g.networks[i]
 		label := c.Name + "\n" + string(c.Role)
-		if c.Role == fleet.Primary {
+		switch {
+		case c.Role == fleet.Primary:
 			label += " · istiod"
+		case c.Role == fleet.ExternalControlPlane:
+			label = c.Name + "\nexternal control plane · istiod in " + fleet.ExternalIstiodNamespace
+		case c.ConfigCluster:
+			label += " · config cluster"
 		}
 		n.nodes = append(n.nodes, node{id: "c_" + c.Name, label: label, kind: string(c.Role)})
+		if c.Role == fleet.ExternalControlPlane {
+			addr := "address from its load balancer"
+			if c.IstiodGateway != nil {
+				addr = c.IstiodGateway.Address
+			}
+			gw := "igw_" + c.Name
+			n.nodes = append(n.nodes, node{id: gw, label: "istiod gateway\n" + addr, kind: "gateway"})
+			g.edges = append(g.edges, edge{from: "c_" + c.Name, to: gw, plain: true})
+		}
 		// The clusters that get an east-west gateway, as generator/mesh
 		// plans them.
 		if f.NeedsEastWestGateway(c) {
@@ -92,7 +106,11 @@ func meshGraph(f *fleet.Fleet) graph {
 	}
 	for _, c := range f.Clusters {
 		if c.Role == fleet.Remote && c.ControlPlane != "" {
-			g.edges = append(g.edges, edge{from: "c_" + c.Name, to: "c_" + c.ControlPlane, label: "control plane"})
+			label := "control plane"
+			if c.ConfigCluster {
+				label = "control plane, reads mesh config"
+			}
+			g.edges = append(g.edges, edge{from: "c_" + c.Name, to: "c_" + c.ControlPlane, label: label})
 		}
 	}
 	return g
@@ -139,9 +157,10 @@ func (g graph) mermaid(w io.Writer) {
 		}
 	}
 	styles := map[string]string{
-		string(fleet.Primary): "fill:#dbeafe,stroke:#1d4ed8",
-		string(fleet.Remote):  "fill:#f1f5f9,stroke:#64748b",
-		"gateway":             "fill:#fef3c7,stroke:#b45309",
+		string(fleet.Primary):              "fill:#dbeafe,stroke:#1d4ed8",
+		string(fleet.Remote):               "fill:#f1f5f9,stroke:#64748b",
+		"gateway":                          "fill:#fef3c7,stroke:#b45309",
+		string(fleet.ExternalControlPlane): "fill:#ede9fe,stroke:#6d28d9",
 	}
 	for _, k := range kinds {
 		if s, ok := styles[k]; ok {
@@ -166,6 +185,8 @@ func (g graph) dot(w io.Writer) {
 				attrs = `shape=box, style="filled,rounded", fillcolor="#f1f5f9"`
 			case "gateway":
 				attrs = `shape=hexagon, style=filled, fillcolor="#fef3c7"`
+			case string(fleet.ExternalControlPlane):
+				attrs = `shape=box, style="filled,bold,dashed", fillcolor="#ede9fe"`
 			}
 			fmt.Fprintf(w, "    %s [label=%s, %s];\n", q(nd.id), q(nd.label), attrs)
 		}
