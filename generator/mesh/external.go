@@ -189,26 +189,7 @@ func configAccount(f *fleet.Fleet, c *plan.Cluster) []Object {
 		},
 	}
 	if s := f.Spec.Secrets; s.Provider == fleet.ProviderExternalSecrets {
-		key := configStoreKey(s, c.Cluster)
-		push := func(secretKey string) map[string]any {
-			return map[string]any{"match": map[string]any{
-				"secretKey": secretKey,
-				"remoteRef": map[string]any{"remoteKey": key, "property": secretKey},
-			}}
-		}
-		objs = append(objs, Object{
-			"apiVersion": "external-secrets.io/v1alpha1",
-			"kind":       "PushSecret",
-			"metadata":   meta(sa, ns),
-			"spec": map[string]any{
-				"refreshInterval": s.RefreshInterval,
-				"updatePolicy":    "Replace",
-				"deletionPolicy":  "Delete",
-				"secretStoreRefs": []any{map[string]any{"kind": s.Store.Kind, "name": s.Store.Name}},
-				"selector":        map[string]any{"secret": map[string]any{"name": sa + "-token"}},
-				"data":            []any{push("token"), push("ca.crt")},
-			},
-		})
+		objs = append(objs, pushToken(s, sa, ns, configStoreKey(s, c.Cluster)))
 	}
 	return objs
 }

@@ -280,28 +280,35 @@ func reader(f *fleet.Fleet, c *plan.Cluster) []Object {
 		},
 	}
 	if s := f.Spec.Secrets; s.Provider == fleet.ProviderExternalSecrets {
-		key := fmt.Sprintf("%s/%s/reader", s.KeyPrefix, c.Name)
-		push := func(secretKey string) map[string]any {
-			return map[string]any{"match": map[string]any{
-				"secretKey": secretKey,
-				"remoteRef": map[string]any{"remoteKey": key, "property": secretKey},
-			}}
-		}
-		objs = append(objs, Object{
-			"apiVersion": "external-secrets.io/v1alpha1",
-			"kind":       "PushSecret",
-			"metadata":   meta(ReaderServiceAccount, ns),
-			"spec": map[string]any{
-				"refreshInterval": s.RefreshInterval,
-				"updatePolicy":    "Replace",
-				"deletionPolicy":  "Delete", // a cluster that leaves the fleet takes its token out of the store
-				"secretStoreRefs": []any{map[string]any{"kind": s.Store.Kind, "name": s.Store.Name}},
-				"selector":        map[string]any{"secret": map[string]any{"name": readerTokenSecret}},
-				"data":            []any{push("token"), push("ca.crt")},
-			},
-		})
+		objs = append(objs, pushToken(s, ReaderServiceAccount, ns, fmt.Sprintf("%s/%s/reader", s.KeyPrefix, c.Name)))
 	}
 	return objs
+}
+
+// pushToken is the PushSecret that puts the token and CA of service
+// account sa (its Secret sa-token) into the store under key, where
+// another cluster's ExternalSecret reads them. A cluster that leaves the
+// fleet takes them out of the store (deletionPolicy Delete).
+func pushToken(s fleet.Secrets, sa, ns, key string) Object {
+	push := func(secretKey string) map[string]any {
+		return map[string]any{"match": map[string]any{
+			"secretKey": secretKey,
+			"remoteRef": map[string]any{"remoteKey": key, "property": secretKey},
+		}}
+	}
+	return Object{
+		"apiVersion": "external-secrets.io/v1alpha1",
+		"kind":       "PushSecret",
+		"metadata":   meta(sa, ns),
+		"spec": map[string]any{
+			"refreshInterval": s.RefreshInterval,
+			"updatePolicy":    "Replace",
+			"deletionPolicy":  "Delete",
+			"secretStoreRefs": []any{map[string]any{"kind": s.Store.Kind, "name": s.Store.Name}},
+			"selector":        map[string]any{"secret": map[string]any{"name": sa + "-token"}},
+			"data":            []any{push("token"), push("ca.crt")},
+		},
+	}
 }
 
 // crossNetworkGateway is samples/multicluster/expose-services.yaml: it
