@@ -167,6 +167,7 @@ func check(f *Fleet, p *problems) Errors {
 		p.add(field{"spec", "clusters"}, "a mesh needs at least one primary cluster or external control plane to run istiod")
 	}
 	checkExternalMesh(f, p)
+	checkRevisions(f, p)
 	checkTopology(f, p)
 	if d := f.Spec.Delivery; d.Flux != nil && d.ArgoCD != nil {
 		p.add(field{"spec", "delivery"}, "choose one of flux and argocd: both would apply the same objects")
@@ -178,16 +179,40 @@ func check(f *Fleet, p *problems) Errors {
 }
 
 func checkIstio(f *Fleet, p *problems) {
-	v := f.Spec.Istio.Version
+	in := f.Spec.Istio
+	if f.MultiRevision() {
+		if in.Version != "" {
+			p.add(field{"spec", "istio", "version"}, "spec.istio.revisions gives every control plane its version: remove version")
+		}
+		if in.Revision != "" {
+			p.add(field{"spec", "istio", "revision"}, "spec.istio.revisions names the control planes: remove revision")
+		}
+		for _, r := range sortedKeys(in.Revisions) {
+			checkVersion(field{"spec", "istio", "revisions", r, "version"}, in.Revisions[r].Version, p)
+			if r == "default" {
+				p.addKey(field{"spec", "istio", "revisions", r}, `revision "default" is reserved for the default control plane; name revisions after their release (e.g. "1-31-1") and point tag default at one`)
+			}
+		}
+	} else {
+		if in.Version == "" && !under(field{"spec", "istio", "version"}, p.pruned) {
+			p.add(field{"spec", "istio"}, "field version is required: the Istio release every control plane runs (or spec.istio.revisions for several side by side)")
+		} else {
+			checkVersion(field{"spec", "istio", "version"}, in.Version, p)
+		}
+		if in.Revision == "default" {
+			p.add(field{"spec", "istio", "revision"}, `revision "default" is reserved for the default control plane: leave revision empty instead`)
+		}
+	}
+	checkSettings(f, p)
+}
+
+func checkVersion(at field, v string, p *problems) {
 	major, rest, _ := strings.Cut(v, ".")
 	minor, _, _ := strings.Cut(rest, ".")
 	if n, err := strconv.Atoi(minor); major == "1" && err == nil && n < MinIstioMinor {
-		p.add(field{"spec", "istio", "version"}, "Istio %s is not supported: meshfleet renders for Istio 1.%d and later", v, MinIstioMinor)
+		p.add(at, "Istio %s is not supported: meshfleet renders for Istio 1.%d and later", v, MinIstioMinor)
 	} else if major != "1" {
-		p.add(field{"spec", "istio", "version"}, "Istio %s is not supported: meshfleet renders for Istio 1.x", v)
-	}
-	if f.Spec.Istio.Revision == "default" {
-		p.add(field{"spec", "istio", "revision"}, `revision "default" is reserved for the default control plane: leave revision empty instead`)
+		p.add(at, "Istio %s is not supported: meshfleet renders for Istio 1.x", v)
 	}
 }
 
