@@ -67,8 +67,15 @@ func (l *layout) fluxHelmReleases(dir string, s mesh.Stage, withRepo bool, repoN
 			"upgrade": map[string]any{"remediation": map[string]any{"retries": -1}},
 		}
 		if i > 0 {
-			dep := map[string]any{"name": s.Charts[i-1].Release}
-			if prev := s.Charts[i-1].Namespace; prev != ch.Namespace {
+			// Revisions side by side (istiod-<revision>) each wait for
+			// base, not for one another: a canary that fails does not
+			// hold the running revision back.
+			j := i - 1
+			for j > 0 && sideBySide(ch) && sideBySide(s.Charts[j]) {
+				j--
+			}
+			dep := map[string]any{"name": s.Charts[j].Release}
+			if prev := s.Charts[j].Namespace; prev != ch.Namespace {
 				dep["namespace"] = prev
 			}
 			spec["dependsOn"] = []any{dep}
@@ -341,4 +348,10 @@ func argoApplications(a *fleet.ArgoCD, c mesh.Cluster, stages []string) []mesh.O
 		}
 	}
 	return objs
+}
+
+// sideBySide reports whether ch is one of the istiod releases of
+// revisions that run side by side.
+func sideBySide(ch mesh.Chart) bool {
+	return ch.Chart == "istiod" && strings.HasPrefix(ch.Release, mesh.ReleaseIstiod+"-")
 }

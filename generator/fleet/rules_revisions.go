@@ -36,6 +36,10 @@ func checkRevisions(f *Fleet, p *problems) {
 		}
 		return
 	}
+	if f.External() {
+		p.add(field{"spec", "istio", "revisions"}, "revisions side by side are not supported with an external control plane yet: give spec.istio.version (and revision)")
+		return
+	}
 	for _, r := range sortedKeys(in.Revisions) {
 		if !dnsLabel.MatchString(r) {
 			p.addKey(field{"spec", "istio", "revisions", r}, "revision name %q is not a DNS-1123 label (lower-case letters, digits and '-', at most 63 characters): it names istiod-%s", r, r)
@@ -98,7 +102,6 @@ func hasKey[V any](m map[string]V, k string) bool {
 	_, ok := m[k]
 	return ok
 }
-
 
 // checkRemoteRevisions: a remote's webhooks and istiod Services point at
 // its primary's istiod of the same revision.

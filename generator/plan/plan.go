@@ -20,6 +20,8 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/meshfleet/meshfleet/generator/fleet"
 )
@@ -378,12 +380,22 @@ func revisionControlPlanes(f *fleet.Fleet, c *fleet.Cluster, ns string) []Contro
 	tags := f.TagsOf(c)
 	revs := f.RevisionsOf(c)
 	def := tags["default"]
+	// The base chart (CRDs) comes with the newest release that runs,
+	// first: CRDs are upgraded before a canary starts, as Istio's Helm
+	// upgrade does.
+	newest := ""
+	for _, rev := range revs {
+		if newest == "" || compareVersions(f.Spec.Istio.Revisions[rev].Version, f.Spec.Istio.Revisions[newest].Version) > 0 {
+			newest = rev
+		}
+	}
+	revs = append([]string{newest}, slices.DeleteFunc(slices.Clone(revs), func(r string) bool { return r == newest })...)
 	var cps []ControlPlane
 	for _, rev := range revs {
 		cp := controlPlane(f, c, ns, rev, revisionRelease(f, rev))
 		cp.Suffix = "-" + rev
 		cp.Default = rev == def
-		cp.Base = rev == def || (!slices.Contains(revs, def) && rev == revs[0])
+		cp.Base = rev == newest
 		cp.DefaultRevision = def
 		for _, t := range sortedKeys(tags) {
 			if tags[t] == rev {
@@ -663,4 +675,22 @@ func isIP(s string) bool {
 func canonicalIP(s string) string {
 	ip, _ := netip.ParseAddr(s)
 	return ip.String()
+}
+
+// compareVersions compares two Istio releases like 1.31.1 (or
+// 1.31.0-beta.1) by their numbers.
+func compareVersions(a, b string) int {
+	num := func(v string) []int {
+		v, _, _ = strings.Cut(v, "-")
+		var out []int
+		for _, p := range strings.Split(v, ".") {
+			n, _ := strconv.Atoi(p)
+			out = append(out, n)
+		}
+		return out
+	}
+	if c := slices.Compare(num(a), num(b)); c != 0 {
+		return c
+	}
+	return strings.Compare(a, b)
 }

@@ -47,10 +47,18 @@ func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 		"metadata":   map[string]any{"name": cp.Name},
 		"spec":       spec,
 	}}
-	if cp.Name != "default" && cp.Default && (cp.Role == plan.RolePrimary || cp.Role == plan.RoleRemote) {
+	switch {
+	case cp.Suffix != "":
+		// Side by side, every tag that points at this revision; Sail
+		// renders the tag's webhooks (and for default the default
+		// validator) for the Istio's revision.
+		for _, t := range cp.Tags {
+			objs = append(objs, revisionTag(t, cp.Name))
+		}
+	case cp.Name != "default" && cp.Default && (cp.Role == plan.RolePrimary || cp.Role == plan.RoleRemote):
 		objs = append(objs, defaultTag(cp.Name))
 	}
-	file := "istio.yaml"
+	file := "istio" + cp.Suffix + ".yaml"
 	switch cp.Role {
 	case plan.RoleExternal:
 		file = "external-istiod.yaml"
@@ -82,11 +90,15 @@ func revisionNames(values map[string]any, rev string) {
 // istio-injection=enabled webhook only for a revision named default or
 // for an IstioRevisionTag named default, which follows the Istio's
 // active revision.
-func defaultTag(istio string) plan.Object {
+func defaultTag(istio string) plan.Object { return revisionTag("default", istio) }
+
+// revisionTag is an IstioRevisionTag that follows the active revision of
+// Istio istio.
+func revisionTag(tag, istio string) plan.Object {
 	return plan.Object{
 		"apiVersion": "sailoperator.io/v1",
 		"kind":       "IstioRevisionTag",
-		"metadata":   map[string]any{"name": "default"},
+		"metadata":   map[string]any{"name": tag},
 		"spec":       map[string]any{"targetRef": map[string]any{"kind": "Istio", "name": istio}},
 	}
 }
