@@ -53,6 +53,18 @@ func checkRevisions(f *Fleet, p *problems) {
 			p.addKey(field{"spec", "istio", "tags", t}, "tag %s has the name of a revision: istio.io/rev=%s would select both", t, t)
 		}
 	}
+	// A fleet-wide tag or gateway revision that fails in several
+	// clusters is reported once, naming them.
+	var removed, gateways = map[string][]string{}, []string{}
+	defer func() {
+		for _, t := range sortedKeys(removed) {
+			rev := in.Tags[t]
+			p.add(field{"spec", "istio", "tags", t}, "tag %s points at revision %s, which is not in spec.istio.revisions, and %s still take%s it: the workloads it injects would lose their control plane; move the tag to a running revision first, and remove %s in a later step", t, rev, strings.Join(removed[t], ", "), map[bool]string{true: "", false: "s"}[len(removed[t]) > 1], rev)
+		}
+		if len(gateways) > 0 {
+			p.add(field{"spec", "istio", "gatewayRevision"}, "the east-west gateways of %s would run with %s, which is neither a revision that runs there nor one of their tags", strings.Join(gateways, ", "), in.GatewayRevision)
+		}
+	}()
 	for _, c := range f.Clusters {
 		at := clusterField(c, "istio")
 		if c.Role == ExternalControlPlane || f.ExternalControlPlaneOf(c) != nil {
@@ -83,6 +95,8 @@ func checkRevisions(f *Fleet, p *problems) {
 				tagAt = at.dot("tags", t)
 			}
 			switch {
+			case !hasKey(in.Revisions, rev) && tagAt[1] == "istio":
+				removed[t] = append(removed[t], c.Name)
 			case !hasKey(in.Revisions, rev):
 				p.add(tagAt, "tag %s of cluster %s points at revision %s, which is not in spec.istio.revisions: the workloads it injects would lose their control plane; move the tag to a running revision first, and remove %s in a later step", t, c.Name, rev, rev)
 			case !slices.Contains(runs, rev):
@@ -92,8 +106,8 @@ func checkRevisions(f *Fleet, p *problems) {
 				p.addKey(tagAt, "tag %s has the name of a revision: istio.io/rev=%s would select both", t, t)
 			}
 		}
-		if f.NeedsEastWestGateway(c) {
-			checkGatewayRevision(f, c, runs, tags, p)
+		if f.NeedsEastWestGateway(c) && !checkGatewayRevision(f, c, runs, tags, p) {
+			gateways = append(gateways, c.Name)
 		}
 	}
 }
@@ -123,8 +137,10 @@ func checkRemoteRevisions(f *Fleet, c *Cluster, runs []string, p *problems) {
 }
 
 // checkGatewayRevision: where several revisions run, the east-west
-// gateway's is said explicitly, and names a revision or tag that runs.
-func checkGatewayRevision(f *Fleet, c *Cluster, runs []string, tags map[string]string, p *problems) {
+// gateway's is said explicitly, and names a revision or tag that runs. It
+// returns false when the fleet's gatewayRevision fails in c, which the
+// caller reports for all clusters at once.
+func checkGatewayRevision(f *Fleet, c *Cluster, runs []string, tags map[string]string, p *problems) bool {
 	gw := f.GatewayRevisionOf(c)
 	at := field{"spec", "istio", "gatewayRevision"}
 	if c.Istio != nil && c.Istio.GatewayRevision != "" {
@@ -135,10 +151,14 @@ func checkGatewayRevision(f *Fleet, c *Cluster, runs []string, tags map[string]s
 		p.add(clusterField(c), "cluster %s runs revisions %s and an east-west gateway: say which one the gateway runs with (spec.istio.gatewayRevision or the cluster's istio.gatewayRevision; a tag lets it follow the tag)", c.Name, strings.Join(runs, ", "))
 	case gw == "":
 	case slices.Contains(runs, gw):
-	case tags[gw] != "" && slices.Contains(runs, tags[gw]):
+	case tags[gw] != "":
+		// A tag: the tag's own rule says whether its revision runs.
+	case at[1] == "istio":
+		return false
 	default:
 		p.add(at, "the east-west gateway of cluster %s runs with %s, which is neither a revision that runs there (%s) nor one of its tags", c.Name, gw, strings.Join(runs, ", "))
 	}
+	return true
 }
 
 // owned are the settings meshfleet sets itself, and the fleet field that

@@ -24,6 +24,18 @@ func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 	if cp.MeshConfig != nil {
 		spec["meshConfig"] = plan.Clone(cp.MeshConfig)
 	}
+	if cp.Suffix != "" {
+		// Side by side, each install is istiod alone (the default
+		// profile would install an ingress gateway with every
+		// revision, which the installs then fight over), and only one
+		// installs the base chart: the CRDs of the newest release.
+		if cp.Role == plan.RolePrimary {
+			spec["profile"] = "minimal"
+		}
+		if !cp.Base {
+			spec["components"] = map[string]any{"base": map[string]any{"enabled": false}}
+		}
+	}
 	name := "controlplane" + cp.Suffix
 	switch cp.Role {
 	case plan.RoleExternal:
