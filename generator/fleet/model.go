@@ -287,9 +287,25 @@ type Certificate struct {
 
 // Gateway is a cluster's east-west gateway.
 type Gateway struct {
-	Address     string          `json:"address"`
-	Service     *GatewayService `json:"service,omitempty"`
-	Certificate *Certificate    `json:"certificate,omitempty"`
+	Address             string          `json:"address"`
+	Service             *GatewayService `json:"service,omitempty"`
+	Certificate         *Certificate    `json:"certificate,omitempty"`
+	Replicas            int             `json:"replicas,omitempty"`
+	Autoscaling         *Autoscaling    `json:"autoscaling,omitempty"`
+	PodDisruptionBudget *PDB            `json:"podDisruptionBudget,omitempty"`
+	Resources           map[string]any  `json:"resources,omitempty"`
+}
+
+// Autoscaling is a gateway's HorizontalPodAutoscaler.
+type Autoscaling struct {
+	MinReplicas                    int `json:"minReplicas"`
+	MaxReplicas                    int `json:"maxReplicas"`
+	TargetCPUUtilizationPercentage int `json:"targetCPUUtilizationPercentage"`
+}
+
+// PDB is a gateway's PodDisruptionBudget.
+type PDB struct {
+	MinAvailable int `json:"minAvailable"`
 }
 
 // GatewayService is what the gateway's Service needs from the fleet.

@@ -357,6 +357,7 @@ func checkGatewayService(f *Fleet, c *Cluster, p *problems) {
 		p.add(at, "remote %s is on the one network of the mesh and needs no east-west gateway: remove the field", c.Name)
 		return
 	}
+	checkGatewaySize(at, c.EastWestGateway, p)
 	if c.EastWestGateway.Certificate != nil && !f.ServesRemotes(c) {
 		p.add(at.dot("certificate"), "only the east-west gateway of a primary that serves remotes presents a certificate (for the remotes' injection and validation webhooks); %s serves none", c.Name)
 	}
@@ -543,6 +544,30 @@ func checkExtensions(f *Fleet, p *problems) {
 			p.add(at, "%q cannot be read: %v", ext.Jsonnet, errors.Unwrap(err))
 		case !st.Mode().IsRegular():
 			p.add(at, "%q is not a regular file", ext.Jsonnet)
+		}
+	}
+}
+
+// checkGatewaySize: a fixed size or an autoscaler, and a disruption
+// budget that leaves node drains possible.
+func checkGatewaySize(at field, gw *Gateway, p *problems) {
+	if gw.Replicas > 0 && gw.Autoscaling != nil {
+		p.add(at.dot("replicas"), "give replicas or autoscaling, not both: the autoscaler would change the replicas")
+	}
+	pods := gw.Replicas
+	what := "replicas"
+	if a := gw.Autoscaling; a != nil {
+		if a.MinReplicas > a.MaxReplicas {
+			p.add(at.dot("autoscaling", "minReplicas"), "minReplicas %d is more than maxReplicas %d", a.MinReplicas, a.MaxReplicas)
+		}
+		pods, what = a.MinReplicas, "autoscaling.minReplicas"
+	}
+	if b := gw.PodDisruptionBudget; b != nil {
+		if pods == 0 {
+			pods, what = 1, "the default autoscaling.minReplicas"
+		}
+		if b.MinAvailable >= pods {
+			p.add(at.dot("podDisruptionBudget", "minAvailable"), "minAvailable %d of %d pods (%s) would block every node drain: keep it below the number of pods", b.MinAvailable, pods, what)
 		}
 	}
 }

@@ -148,6 +148,26 @@ func TestRevisionRules(t *testing.T) {
 				`fleet.yaml:32:27: spec.clusters.north.istio.values.global.network: meshfleet sets global.network from the cluster's network: set it there`,
 		},
 		{
+			name: "gateway replicas beside autoscaling",
+			src:  edit("        address: 192.0.2.10\n", "        address: 192.0.2.10\n        replicas: 2\n        autoscaling: {maxReplicas: 4}\n"),
+			want: `fleet.yaml:22:19: spec.clusters.east.eastWestGateway.replicas: give replicas or autoscaling, not both: the autoscaler would change the replicas`,
+		},
+		{
+			name: "gateway autoscaling min above max",
+			src:  edit("        address: 192.0.2.10\n", "        address: 192.0.2.10\n        autoscaling: {minReplicas: 5, maxReplicas: 4}\n"),
+			want: `fleet.yaml:22:36: spec.clusters.east.eastWestGateway.autoscaling.minReplicas: minReplicas 5 is more than maxReplicas 4`,
+		},
+		{
+			name: "gateway disruption budget that blocks drains",
+			src:  edit("        address: 192.0.2.10\n", "        address: 192.0.2.10\n        replicas: 2\n        podDisruptionBudget: {minAvailable: 2}\n"),
+			want: `fleet.yaml:23:45: spec.clusters.east.eastWestGateway.podDisruptionBudget.minAvailable: minAvailable 2 of 2 pods (replicas) would block every node drain: keep it below the number of pods`,
+		},
+		{
+			name: "gateway disruption budget with the default autoscaler",
+			src:  edit("        address: 192.0.2.10\n", "        address: 192.0.2.10\n        podDisruptionBudget: {minAvailable: 1}\n"),
+			want: `fleet.yaml:22:45: spec.clusters.east.eastWestGateway.podDisruptionBudget.minAvailable: minAvailable 1 of 1 pods (the default autoscaling.minReplicas) would block every node drain: keep it below the number of pods`,
+		},
+		{
 			name: "no version at all",
 			src:  edit("    revisions:\n      1-30-3: {version: 1.30.3}\n      1-31-1: {version: 1.31.1}\n    tags:\n      default: 1-30-3\n    gatewayRevision: default\n", "    hub: registry.istio.io/release\n", "      istio:\n        tags: {default: 1-31-1}\n", ""),
 			want: `fleet.yaml:9:5: spec.istio: field version is required: the Istio release every control plane runs (or spec.istio.revisions for several side by side)`,

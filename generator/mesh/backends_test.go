@@ -24,6 +24,53 @@ type identity struct {
 	// Side by side: the revision's release and tags; and the settings
 	// of spec.istio.values/meshConfig and the cluster's.
 	version, tags, settings any
+	// The east-west gateway's size: replicas, autoscaler, disruption
+	// budget, resources.
+	gatewaySize any
+}
+
+// gatewaySize reads the east-west gateway's size back from what an
+// installer wrote.
+func gatewaySize(installer string, c mesh.Cluster) any {
+	var replicas, minR, maxR, cpu, minAvailable, resources any
+	switch installer {
+	case fleet.InstallerIstioctl:
+		gw := objects(c, "eastwest-gateway.yaml")[0]
+		k8s := get(get(gw, "spec", "components").(map[string]any)["ingressGateways"].([]any)[0], "k8s")
+		replicas, resources = get(k8s, "replicaCount"), get(k8s, "resources")
+		minR, maxR = get(k8s, "hpaSpec", "minReplicas"), get(k8s, "hpaSpec", "maxReplicas")
+		if m, ok := get(k8s, "hpaSpec", "metrics").([]any); ok {
+			cpu = get(m[0], "resource", "target", "averageUtilization")
+		}
+		minAvailable = get(k8s, "podDisruptionBudget", "minAvailable")
+	case fleet.InstallerHelm:
+		for _, s := range c.Stages {
+			for _, ch := range s.Charts {
+				if ch.Release == mesh.ReleaseEastWest {
+					replicas, resources = ch.Values["replicaCount"], ch.Values["resources"]
+					if get(ch.Values, "autoscaling", "enabled") == true {
+						minR, maxR = get(ch.Values, "autoscaling", "minReplicas"), get(ch.Values, "autoscaling", "maxReplicas")
+						cpu = get(ch.Values, "autoscaling", "targetCPUUtilizationPercentage")
+					}
+					minAvailable = get(ch.Values, "podDisruptionBudget", "minAvailable")
+				}
+			}
+		}
+	case fleet.InstallerSail:
+		for _, o := range objects(c, "eastwest-gateway.yaml") {
+			switch o["kind"] {
+			case "Deployment":
+				replicas = get(o, "spec", "replicas")
+				resources = get(get(o, "spec", "template", "spec", "containers").([]any)[0], "resources")
+			case "HorizontalPodAutoscaler":
+				minR, maxR = get(o, "spec", "minReplicas"), get(o, "spec", "maxReplicas")
+				cpu = get(get(o, "spec", "metrics").([]any)[0], "resource", "target", "averageUtilization")
+			case "PodDisruptionBudget":
+				minAvailable = get(o, "spec", "minAvailable")
+			}
+		}
+	}
+	return fmt.Sprint(replicas, minR, maxR, cpu, minAvailable, resources)
 }
 
 // settings reads back the fleet's and cluster's settings of the examples
@@ -141,6 +188,7 @@ func read(t *testing.T, installer string, c mesh.Cluster, suffix string) identit
 	}
 	if objects(c, "eastwest-gateway.yaml") != nil || installer == fleet.InstallerHelm && hasChart(c, mesh.ReleaseEastWest) {
 		id.gatewayType, id.gatewayIP, _ = gatewayService(t, installer, c)
+		id.gatewaySize = gatewaySize(installer, c)
 	}
 	return id
 }

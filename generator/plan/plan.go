@@ -197,6 +197,13 @@ type Gateway struct {
 	Labels  map[string]any
 	Ports   []Port
 	Service Service
+	// Size: a fixed number of pods (0: the installer's default), or an
+	// autoscaler; a disruption budget (MinAvailable 0: none); the
+	// proxy's resources.
+	Replicas     int
+	Autoscaling  *fleet.Autoscaling
+	MinAvailable int
+	Resources    map[string]any
 }
 
 // Namespace is a namespace a cluster needs, with its labels and
@@ -552,7 +559,7 @@ func eastWestGateway(f *fleet.Fleet, c *fleet.Cluster, ns string) Gateway {
 		}
 		r = revisionRelease(f, rev)
 	}
-	return Gateway{
+	gw := Gateway{
 		Release:   r,
 		Name:      EastWestGatewayName,
 		Namespace: ns,
@@ -562,6 +569,13 @@ func eastWestGateway(f *fleet.Fleet, c *fleet.Cluster, ns string) Gateway {
 		Ports:     []Port{{status, 15021}, {"tls", 15443}, {"tls-istiod", 15012}, {"tls-webhook", 15017}},
 		Service:   gatewayService(c),
 	}
+	if g := c.EastWestGateway; g != nil {
+		gw.Replicas, gw.Autoscaling, gw.Resources = g.Replicas, g.Autoscaling, Clone(g.Resources)
+		if g.PodDisruptionBudget != nil {
+			gw.MinAvailable = g.PodDisruptionBudget.MinAvailable
+		}
+	}
+	return gw
 }
 
 // gatewayRevision is the revision (or tag) cluster c's gateways run

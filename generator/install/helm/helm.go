@@ -119,5 +119,21 @@ func (Installer) Gateway(gw *plan.Gateway) plan.Output {
 	if gw.Revision != "" {
 		values["revision"] = gw.Revision
 	}
+	// Sized and protected as the chart takes it (it renders the
+	// PodDisruptionBudget only for more than one pod, which the rules
+	// make sure of).
+	if gw.Replicas > 0 {
+		values["replicaCount"] = gw.Replicas
+		values["autoscaling"] = map[string]any{"enabled": false}
+	}
+	if a := gw.Autoscaling; a != nil {
+		values["autoscaling"] = map[string]any{"enabled": true, "minReplicas": a.MinReplicas, "maxReplicas": a.MaxReplicas, "targetCPUUtilizationPercentage": a.TargetCPUUtilizationPercentage}
+	}
+	if gw.MinAvailable > 0 {
+		values["podDisruptionBudget"] = map[string]any{"minAvailable": gw.MinAvailable}
+	}
+	if gw.Resources != nil {
+		values["resources"] = plan.Clone(gw.Resources)
+	}
 	return plan.Output{Charts: []plan.Chart{chart(gw.Release, gw.Name, "gateway", gw.Namespace, values)}}
 }

@@ -4,6 +4,7 @@
 package istioctl
 
 import (
+	"github.com/meshfleet/meshfleet/generator/fleet"
 	"github.com/meshfleet/meshfleet/generator/plan"
 )
 
@@ -79,6 +80,20 @@ func (Installer) Gateway(gw *plan.Gateway) plan.Output {
 	if gw.Service.Annotations != nil {
 		k8s["serviceAnnotations"] = plan.Clone(gw.Service.Annotations)
 	}
+	autoscale := true
+	if gw.Replicas > 0 {
+		k8s["replicaCount"] = gw.Replicas
+		autoscale = false // istioctl refuses replicaCount beside the autoscaler
+	}
+	if a := gw.Autoscaling; a != nil {
+		k8s["hpaSpec"] = map[string]any{"minReplicas": a.MinReplicas, "maxReplicas": a.MaxReplicas, "metrics": cpuMetric(a)}
+	}
+	if gw.MinAvailable > 0 {
+		k8s["podDisruptionBudget"] = map[string]any{"minAvailable": gw.MinAvailable}
+	}
+	if gw.Resources != nil {
+		k8s["resources"] = plan.Clone(gw.Resources)
+	}
 	component := map[string]any{
 		"name":    gw.Name,
 		"enabled": true,
@@ -95,6 +110,9 @@ func (Installer) Gateway(gw *plan.Gateway) plan.Output {
 		"values": map[string]any{
 			"gateways": map[string]any{"istio-ingressgateway": map[string]any{"injectionTemplate": "gateway"}},
 		},
+	}
+	if !autoscale {
+		spec["values"].(map[string]any)["gateways"].(map[string]any)["istio-ingressgateway"].(map[string]any)["autoscaleEnabled"] = false
 	}
 	file, name := "eastwest-gateway.yaml", "eastwest"
 	if gw.Network != "" {
@@ -233,4 +251,11 @@ func TagObjects(cp *plan.ControlPlane, tag string) []plan.Object {
 		})
 	}
 	return objs
+}
+
+// cpuMetric is the autoscaler's CPU target, in autoscaling/v2 terms.
+func cpuMetric(a *fleet.Autoscaling) []any {
+	return []any{map[string]any{"type": "Resource", "resource": map[string]any{
+		"name": "cpu", "target": map[string]any{"type": "Utilization", "averageUtilization": a.TargetCPUUtilizationPercentage},
+	}}}
 }
