@@ -219,9 +219,11 @@ func TagObjects(cp *plan.ControlPlane, tag string) []plan.Object {
 					"apiVersions": []any{"*"},
 					"resources":   []any{"*"},
 				}},
-				// Fail open until istiod patches the caBundle in and
-				// sets Fail.
-				"failurePolicy":           "Ignore",
+				// No failurePolicy: the chart's Ignore, which istiod
+				// turns into Fail once it serves, would be put back by
+				// every GitOps sync. The API server's default, Fail,
+				// holds Istio configuration back until istiod serves;
+				// the stages retry until then.
 				"sideEffects":             "None",
 				"admissionReviewVersions": []any{"v1"},
 			}},
