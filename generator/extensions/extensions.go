@@ -93,13 +93,25 @@ func meshArgument(f *fleet.Fleet) map[string]any {
 	for i, c := range f.Clusters {
 		names[i] = c.Name
 	}
-	return map[string]any{
+	m := map[string]any{
 		"id":          f.Spec.Mesh.ID,
 		"trustDomain": f.Spec.Mesh.TrustDomain,
 		"version":     f.Spec.Istio.Version,
 		"revision":    f.Spec.Istio.Revision,
 		"clusters":    names,
 	}
+	if f.MultiRevision() {
+		revs := map[string]any{}
+		for r, spec := range f.Spec.Istio.Revisions {
+			revs[r] = spec.Version
+		}
+		tags := map[string]any{}
+		for t, r := range f.Spec.Istio.Tags {
+			tags[t] = r
+		}
+		m["revisions"], m["tags"] = revs, tags
+	}
+	return m
 }
 
 func apply(c *mesh.Cluster, file string, r result) error {

@@ -8,6 +8,8 @@ package fleet
 import (
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 )
 
 // Role is what a cluster does in the mesh.
@@ -183,6 +185,33 @@ func (f *Fleet) RevisionsOf(c *Cluster) []string {
 	}
 	slices.Sort(revs)
 	return revs
+}
+
+// OldestVersion is the oldest Istio release the fleet runs: its version,
+// or the oldest of its revisions'.
+func (f *Fleet) OldestVersion() string {
+	oldest := f.Spec.Istio.Version
+	for _, r := range sortedKeys(f.Spec.Istio.Revisions) {
+		v := f.Spec.Istio.Revisions[r].Version
+		if oldest == "" || versionLess(v, oldest) {
+			oldest = v
+		}
+	}
+	return oldest
+}
+
+// versionLess compares two 1.x.y releases by their numbers.
+func versionLess(a, b string) bool {
+	num := func(v string) []int {
+		v, _, _ = strings.Cut(v, "-")
+		var out []int
+		for _, p := range strings.Split(v, ".") {
+			n, _ := strconv.Atoi(p)
+			out = append(out, n)
+		}
+		return out
+	}
+	return slices.Compare(num(a), num(b)) < 0
 }
 
 // TagsOf returns cluster c's revision tags: the fleet's, overridden by

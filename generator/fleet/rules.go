@@ -340,8 +340,10 @@ func checkPilotIP(f *Fleet, at field, addr string, ip netip.Addr, p *problems) {
 	case ip.Is6() && strings.Contains(addr, "."):
 		p.add(at, "%s embeds an IPv4 address in IPv6 notation, which Istio's charts take for a host name (an ExternalName Service that sidecar injection cannot call): write it as %s", addr, ip.Unmap())
 	case ip.Is6():
-		if minor, ok := istioMinor(f.Spec.Istio.Version); ok && minor < IPv6RemotePilotMinor {
-			p.add(at, "IPv6 address %s needs Istio 1.%d or later (the fleet has %s): before, the remote profile renders an ExternalName Service with no endpoints for an IPv6 remotePilotAddress, and remotes cannot reach istiod", addr, IPv6RemotePilotMinor, f.Spec.Istio.Version)
+		if v := f.OldestVersion(); v != "" {
+			if minor, ok := istioMinor(v); ok && minor < IPv6RemotePilotMinor {
+				p.add(at, "IPv6 address %s needs Istio 1.%d or later (the fleet has %s): before, the remote profile renders an ExternalName Service with no endpoints for an IPv6 remotePilotAddress, and remotes cannot reach istiod", addr, IPv6RemotePilotMinor, v)
+			}
 		}
 	}
 }
