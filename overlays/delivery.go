@@ -328,11 +328,15 @@ func argoApplications(a *fleet.ArgoCD, c mesh.Cluster, stages []string) []mesh.O
 	var objs []mesh.Object
 	for _, s := range c.Stages {
 		if slices.Contains(stages, s.Name) {
+			var ignore []any
+			if hasWebhooks(s) {
+				ignore = webhookDifferences // revision tags' webhooks
+			}
 			objs = append(objs, app(s.Name, mesh.IstioNamespace, stageWave(s.Name), map[string]any{
 				"repoURL":        a.RepoURL,
 				"targetRevision": a.TargetRevision,
 				"path":           strings.TrimSuffix(a.Path, "/") + "/" + path.Join(ClusterDir(c.Name), s.Name),
-			}, nil))
+			}, ignore))
 		}
 		for i, ch := range s.Charts {
 			var ignore []any
@@ -354,4 +358,17 @@ func argoApplications(a *fleet.ArgoCD, c mesh.Cluster, stages []string) []mesh.O
 // revisions that run side by side.
 func sideBySide(ch mesh.Chart) bool {
 	return ch.Chart == "istiod" && strings.HasPrefix(ch.Release, mesh.ReleaseIstiod+"-")
+}
+
+// hasWebhooks reports whether a stage applies webhook configurations,
+// which istiod patches at run time.
+func hasWebhooks(s mesh.Stage) bool {
+	for _, f := range s.Files {
+		for _, o := range f.Objects {
+			if k := o["kind"]; k == "MutatingWebhookConfiguration" || k == "ValidatingWebhookConfiguration" {
+				return true
+			}
+		}
+	}
+	return false
 }
