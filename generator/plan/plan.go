@@ -114,10 +114,10 @@ type ControlPlane struct {
 	// others of its cluster: "" for a fleet's one control plane,
 	// "-<revision>" where several run side by side.
 	Suffix string
-	// Base: this control plane installs what one cluster needs once
-	// (the base chart: CRDs, the default validator). Always true for a
-	// fleet's one control plane; side by side, the default tag's revision
-	// (or the first).
+	// Base: side by side, this control plane installs what one cluster
+	// needs once (the base chart: CRDs, the default validator): the
+	// newest release's. A cluster's one control plane (Suffix "") always
+	// does.
 	Base bool
 	// DefaultRevision is the revision tag default points at in this
 	// cluster, side by side ("" for none): the base chart's

@@ -83,7 +83,7 @@ func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 		return plan.Output{Charts: []plan.Chart{chart(cp.Release, ReleaseExternalIstiod, "istiod", cp.Namespace, values)}}
 	}
 	var charts []plan.Chart
-	if cp.Base {
+	if cp.Base || cp.Suffix == "" { // a cluster's one control plane always brings base
 		charts = append(charts, chart(cp.Release, ReleaseBase, "base", cp.Namespace, base))
 	}
 	// Side by side, one istiod-<revision> release per revision: a new
