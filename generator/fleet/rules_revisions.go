@@ -29,9 +29,12 @@ func checkRevisions(f *Fleet, p *problems) {
 		if len(in.Tags) > 0 {
 			p.add(field{"spec", "istio", "tags"}, "revision tags need spec.istio.revisions: with one control plane it is the default one")
 		}
+		if in.GatewayRevision != "" {
+			p.add(field{"spec", "istio", "gatewayRevision"}, "gatewayRevision needs spec.istio.revisions: with one control plane the gateways run its revision")
+		}
 		for _, c := range f.Clusters {
-			if c.Istio != nil && (c.Istio.Revisions != nil || len(c.Istio.Tags) > 0) {
-				p.add(clusterField(c, "istio"), "revisions and tags of a cluster need spec.istio.revisions: the fleet runs one control plane")
+			if c.Istio != nil && (c.Istio.Revisions != nil || len(c.Istio.Tags) > 0 || c.Istio.GatewayRevision != "") {
+				p.add(clusterField(c, "istio"), "revisions, tags and gatewayRevision of a cluster need spec.istio.revisions: the fleet runs one control plane")
 			}
 		}
 		return

@@ -136,7 +136,8 @@ func TestRevisionRules(t *testing.T) {
 		{
 			name: "tags without revisions",
 			src:  strings.Replace(strings.Replace(revFleet, "    revisions:\n      1-30-3: {version: 1.30.3}\n      1-31-1: {version: 1.31.1}\n", "    version: 1.31.1\n", 1), "      istio:\n        tags: {default: 1-31-1}\n", "", 1),
-			want: `fleet.yaml:11:7: spec.istio.tags: revision tags need spec.istio.revisions: with one control plane it is the default one`,
+			want: "fleet.yaml:11:7: spec.istio.tags: revision tags need spec.istio.revisions: with one control plane it is the default one\n" +
+				`fleet.yaml:12:22: spec.istio.gatewayRevision: gatewayRevision needs spec.istio.revisions: with one control plane the gateways run its revision`,
 		},
 		{
 			name: "meshfleet's own keys in values and meshConfig",
