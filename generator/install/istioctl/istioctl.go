@@ -152,7 +152,7 @@ func istioOperator(r plan.Release, revision, name, namespace string, spec map[st
 func TagObjects(cp *plan.ControlPlane, tag string) []plan.Object {
 	istiod := "istiod-" + cp.Revision
 	client := func(path string) map[string]any {
-		if cp.InjectionURL != "" && path != "/validate" {
+		if cp.InjectionURL != "" {
 			return map[string]any{"url": cp.InjectionURL}
 		}
 		return map[string]any{"service": map[string]any{"name": istiod, "namespace": cp.Namespace, "path": path, "port": 443}}
@@ -200,7 +200,8 @@ func TagObjects(cp *plan.ControlPlane, tag string) []plan.Object {
 		"webhooks": webhooks,
 	}}
 	if tag == "default" {
-		validate := client("/validate")
+		// As the base chart writes it: no port (443).
+		validate := map[string]any{"service": map[string]any{"name": istiod, "namespace": cp.Namespace, "path": "/validate"}}
 		if v, ok := cp.Values["base"].(map[string]any); ok && v["validationURL"] != nil {
 			validate = map[string]any{"url": v["validationURL"]}
 		}
