@@ -67,8 +67,15 @@ func (l *layout) fluxHelmReleases(dir string, s mesh.Stage, withRepo bool, repoN
 			"upgrade": map[string]any{"remediation": map[string]any{"retries": -1}},
 		}
 		if i > 0 {
-			dep := map[string]any{"name": s.Charts[i-1].Release}
-			if prev := s.Charts[i-1].Namespace; prev != ch.Namespace {
+			// Revisions side by side (istiod-<revision>) each wait for
+			// base, not for one another: a canary that fails does not
+			// hold the running revision back.
+			j := i - 1
+			for j > 0 && sideBySide(ch) && sideBySide(s.Charts[j]) {
+				j--
+			}
+			dep := map[string]any{"name": s.Charts[j].Release}
+			if prev := s.Charts[j].Namespace; prev != ch.Namespace {
 				dep["namespace"] = prev
 			}
 			spec["dependsOn"] = []any{dep}
@@ -321,11 +328,15 @@ func argoApplications(a *fleet.ArgoCD, c mesh.Cluster, stages []string) []mesh.O
 	var objs []mesh.Object
 	for _, s := range c.Stages {
 		if slices.Contains(stages, s.Name) {
+			var ignore []any
+			if hasWebhooks(s) {
+				ignore = webhookDifferences // revision tags' webhooks
+			}
 			objs = append(objs, app(s.Name, mesh.IstioNamespace, stageWave(s.Name), map[string]any{
 				"repoURL":        a.RepoURL,
 				"targetRevision": a.TargetRevision,
 				"path":           strings.TrimSuffix(a.Path, "/") + "/" + path.Join(ClusterDir(c.Name), s.Name),
-			}, nil))
+			}, ignore))
 		}
 		for i, ch := range s.Charts {
 			var ignore []any
@@ -341,4 +352,23 @@ func argoApplications(a *fleet.ArgoCD, c mesh.Cluster, stages []string) []mesh.O
 		}
 	}
 	return objs
+}
+
+// sideBySide reports whether ch is one of the istiod releases of
+// revisions that run side by side.
+func sideBySide(ch mesh.Chart) bool {
+	return ch.Chart == "istiod" && strings.HasPrefix(ch.Release, mesh.ReleaseIstiod+"-")
+}
+
+// hasWebhooks reports whether a stage applies webhook configurations,
+// which istiod patches at run time.
+func hasWebhooks(s mesh.Stage) bool {
+	for _, f := range s.Files {
+		for _, o := range f.Objects {
+			if k := o["kind"]; k == "MutatingWebhookConfiguration" || k == "ValidatingWebhookConfiguration" {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -192,3 +192,47 @@ func TestArgoCDWavesAcrossClusters(t *testing.T) {
 		}
 	}
 }
+
+// With istioctl, revision tags are plain webhook configurations in stage
+// control-plane: its Argo CD Application ignores what istiod patches
+// into them, as the charts' Applications do.
+func TestArgoIgnoresTagWebhooks(t *testing.T) {
+	f, err := fleet.Parse("fleet.yaml", []byte(`apiVersion: meshfleet.dev/v1alpha1
+kind: MeshFleet
+metadata: {name: t}
+spec:
+  mesh: {id: mesh1}
+  istio:
+    revisions: {1-30-3: {version: 1.30.3}, 1-31-1: {version: 1.31.1}}
+    tags: {default: 1-30-3}
+  delivery: {argocd: {repoURL: "https://git.example.net/mesh.git", path: out}}
+  clusters:
+    p: {role: primary, network: net1, apiServer: "https://p.example.net"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := overlays.Layout(mesh.Build(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, a := range docs(t, tree["argocd/p.yaml"]) {
+		name := dig(a, "metadata", "name")
+		ignore := dig(a, "spec", "ignoreDifferences")
+		switch name {
+		case "mesh-p-control-plane":
+			found = true
+			if ignore == nil {
+				t.Errorf("%s ignores nothing istiod patches into the tag webhooks", name)
+			}
+		case "mesh-p-namespace":
+			if ignore != nil {
+				t.Errorf("%s ignores %v", name, ignore)
+			}
+		}
+	}
+	if !found {
+		t.Error("no control-plane Application")
+	}
+}

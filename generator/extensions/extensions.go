@@ -16,7 +16,10 @@
 // A patch is a JSON merge patch (RFC 7386): objects merge, null removes
 // a field, anything else replaces it. It applies to every planned object
 // of the target's kind and name (and namespace, if given), including the
-// IstioOperator files; a patch that matches nothing is an error.
+// IstioOperator files and the Helm releases, which a patch targets as
+// kind HelmRelease by release name and changes through spec.values,
+// whether Flux or Argo CD runs them; a patch that matches nothing is an
+// error.
 package extensions
 
 import (
@@ -104,13 +107,25 @@ func meshArgument(f *fleet.Fleet) map[string]any {
 	for i, c := range f.Clusters {
 		names[i] = c.Name
 	}
-	return map[string]any{
+	m := map[string]any{
 		"id":          f.Spec.Mesh.ID,
 		"trustDomain": f.Spec.Mesh.TrustDomain,
 		"version":     f.Spec.Istio.Version,
 		"revision":    f.Spec.Istio.Revision,
 		"clusters":    names,
 	}
+	if f.MultiRevision() {
+		revs := map[string]any{}
+		for r, spec := range f.Spec.Istio.Revisions {
+			revs[r] = spec.Version
+		}
+		tags := map[string]any{}
+		for t, r := range f.Spec.Istio.Tags {
+			tags[t] = r
+		}
+		m["revisions"], m["tags"] = revs, tags
+	}
+	return m
 }
 
 func apply(c *mesh.Cluster, file string, r result) error {
@@ -168,8 +183,38 @@ func each(c *mesh.Cluster, fn func(mesh.Object) mesh.Object) {
 	}
 	for _, s := range c.Stages {
 		visit(s.Files)
+		for i := range s.Charts {
+			ch := &s.Charts[i]
+			o := fn(ReleaseObject(*ch))
+			values, _ := get(o, "spec", "values").(map[string]any)
+			if values == nil {
+				values = map[string]any{}
+			}
+			ch.Values = values
+		}
 	}
 	visit(c.Istioctl)
+}
+
+// ReleaseObject is a Helm release as extensions see and patch it,
+// whichever the delivery: a Flux HelmRelease whose spec.values are the
+// release's values (Argo CD gets them as the Application's
+// helm.valuesObject).
+func ReleaseObject(ch mesh.Chart) mesh.Object {
+	return mesh.Object{
+		"apiVersion": "helm.toolkit.fluxcd.io/v2",
+		"kind":       "HelmRelease",
+		"metadata":   map[string]any{"name": ch.Release, "namespace": ch.Namespace},
+		"spec":       map[string]any{"values": ch.Values},
+	}
+}
+
+func get(o any, path ...string) any {
+	for _, k := range path {
+		m, _ := o.(map[string]any)
+		o = m[k]
+	}
+	return o
 }
 
 // mergePatch applies a JSON merge patch to a copy of target.

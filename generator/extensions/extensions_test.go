@@ -184,3 +184,51 @@ func TestApplyRefusesSecrets(t *testing.T) {
 		})
 	}
 }
+
+// An extension patches a Helm release as a HelmRelease, through
+// spec.values, whether Flux or Argo CD runs it.
+func TestApplyPatchesHelmReleases(t *testing.T) {
+	root := t.TempDir()
+	src := strings.Replace(fleetYAML, "  extensions:", "  installer: helm\n  delivery: {argocd: {repoURL: \"https://git.example.net/mesh.git\", path: out}}\n  extensions:", 1)
+	ext := `function(cluster, role, network, mesh) {
+  patches: [{target: {kind: 'HelmRelease', name: 'istiod'}, patch: {spec: {values: {pilot: {env: {PILOT_X: cluster}}, global: {proxy: null}}}}}],
+}`
+	for name, content := range map[string]string{"fleet.yaml": src, "ext/x.jsonnet": ext} {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := fleet.Load(filepath.Join(root, "fleet.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mesh.Build(f)
+	if err := extensions.Apply(p); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range p.Clusters {
+		found := false
+		for _, s := range c.Stages {
+			for _, ch := range s.Charts {
+				if ch.Release != mesh.ReleaseIstiod {
+					continue
+				}
+				found = true
+				env, _ := ch.Values["pilot"].(map[string]any)["env"].(map[string]any)
+				if env["PILOT_X"] != c.Name {
+					t.Errorf("%s: istiod values %v lack the patch", c.Name, ch.Values)
+				}
+				if ch.Values["global"].(map[string]any)["meshID"] != "mesh1" {
+					t.Errorf("%s: the patch lost meshfleet's values: %v", c.Name, ch.Values)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: no istiod release", c.Name)
+		}
+	}
+}

@@ -220,7 +220,7 @@ kind: "MeshFleet" +
   },
 }
 `,
-			want:   `fleet.jsonnet:12:13: spec.clusters.east.zone: unknown field "zone" (allowed here: role, network, apiServer, controlPlane, configCluster, kubeContext, eastWestGateway, istiodGateway)`,
+			want:   `fleet.jsonnet:12:13: spec.clusters.east.zone: unknown field "zone" (allowed here: role, network, apiServer, controlPlane, configCluster, kubeContext, eastWestGateway, istiodGateway, istio)`,
 			errors: true,
 		},
 		{
@@ -247,7 +247,7 @@ kind: "MeshFleet" +
 				"\t}\n" +
 				"}\n",
 			want: `fleet.json:9:4: spec.clusters.east.apiServer: field is required: the other clusters of the mesh read this cluster's API server through its remote secret
-fleet.json:12:5: spec.clusters.east.zone: unknown field "zone" (allowed here: role, network, apiServer, controlPlane, configCluster, kubeContext, eastWestGateway, istiodGateway)
+fleet.json:12:5: spec.clusters.east.zone: unknown field "zone" (allowed here: role, network, apiServer, controlPlane, configCluster, kubeContext, eastWestGateway, istiodGateway, istio)
 fleet.json:14:4: spec.clusters.west.apiServer: field is required: the other clusters of the mesh read this cluster's API server through its remote secret
 fleet.json:15:13: spec.clusters.west.role: invalid value "secondary" (want one of "external-controlplane", "primary", "remote")`,
 			errors: true,

@@ -64,7 +64,7 @@ func TestMessages(t *testing.T) {
 		{
 			name: "an unknown field lists the known ones",
 			old:  "      role: remote", new: "      role: remote\n      zone: b",
-			want: `fleet.yaml:19:7: spec.clusters.west.zone: unknown field "zone" (allowed here: role, network, apiServer, controlPlane, configCluster, kubeContext, eastWestGateway, istiodGateway)`,
+			want: `fleet.yaml:19:7: spec.clusters.west.zone: unknown field "zone" (allowed here: role, network, apiServer, controlPlane, configCluster, kubeContext, eastWestGateway, istiodGateway, istio)`,
 		},
 		{
 			name: "a misspelt cluster reference",

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 )
 
 // Role is what a cluster does in the mesh.
@@ -128,12 +130,118 @@ type Mesh struct {
 	TrustDomain string `json:"trustDomain"`
 }
 
-// Istio is the release and revision installed in every cluster.
+// Istio is the release and revision installed in every cluster, or the
+// revisions that run side by side, their tags and the settings of every
+// control plane.
 type Istio struct {
 	Version  string `json:"version"`
 	Hub      string `json:"hub"`
 	Revision string `json:"revision"`
 	Charts   string `json:"charts"`
+	// Revisions: revision name -> release, several control planes side
+	// by side; replaces Version and Revision when present.
+	Revisions map[string]RevisionSpec `json:"revisions,omitempty"`
+	// Tags: revision tag -> revision.
+	Tags map[string]string `json:"tags,omitempty"`
+	// GatewayRevision is the revision or tag the gateways run with.
+	GatewayRevision string         `json:"gatewayRevision,omitempty"`
+	Values          map[string]any `json:"values,omitempty"`
+	MeshConfig      map[string]any `json:"meshConfig,omitempty"`
+}
+
+// RevisionSpec is one revision's release.
+type RevisionSpec struct {
+	Version string `json:"version"`
+}
+
+// ClusterIstio is a cluster's own control plane settings, merged over the
+// fleet's.
+type ClusterIstio struct {
+	Revisions       []string          `json:"revisions,omitempty"`
+	Tags            map[string]string `json:"tags,omitempty"`
+	GatewayRevision string            `json:"gatewayRevision,omitempty"`
+	Values          map[string]any    `json:"values,omitempty"`
+	MeshConfig      map[string]any    `json:"meshConfig,omitempty"`
+}
+
+// MultiRevision reports whether the fleet runs control planes side by
+// side (spec.istio.revisions).
+func (f *Fleet) MultiRevision() bool { return len(f.Spec.Istio.Revisions) > 0 }
+
+// RevisionsOf returns the revisions that run in cluster c, sorted: those
+// it lists, or all of the fleet's. For a remote, the list defaults to its
+// control plane's.
+func (f *Fleet) RevisionsOf(c *Cluster) []string {
+	if !f.MultiRevision() {
+		return nil
+	}
+	if c.Istio != nil && c.Istio.Revisions != nil {
+		revs := slices.Clone(c.Istio.Revisions)
+		slices.Sort(revs)
+		return slices.Compact(revs)
+	}
+	if c.Role == Remote {
+		if cp := f.Cluster(c.ControlPlane); cp != nil && cp.Role == Primary && cp.Istio != nil && cp.Istio.Revisions != nil {
+			return f.RevisionsOf(cp)
+		}
+	}
+	revs := make([]string, 0, len(f.Spec.Istio.Revisions))
+	for r := range f.Spec.Istio.Revisions {
+		revs = append(revs, r)
+	}
+	slices.Sort(revs)
+	return revs
+}
+
+// OldestVersion is the oldest Istio release the fleet runs: its version,
+// or the oldest of its revisions'.
+func (f *Fleet) OldestVersion() string {
+	oldest := f.Spec.Istio.Version
+	for _, r := range sortedKeys(f.Spec.Istio.Revisions) {
+		v := f.Spec.Istio.Revisions[r].Version
+		if oldest == "" || versionLess(v, oldest) {
+			oldest = v
+		}
+	}
+	return oldest
+}
+
+// versionLess compares two 1.x.y releases by their numbers.
+func versionLess(a, b string) bool {
+	num := func(v string) []int {
+		v, _, _ = strings.Cut(v, "-")
+		var out []int
+		for _, p := range strings.Split(v, ".") {
+			n, _ := strconv.Atoi(p)
+			out = append(out, n)
+		}
+		return out
+	}
+	return slices.Compare(num(a), num(b)) < 0
+}
+
+// TagsOf returns cluster c's revision tags: the fleet's, overridden by
+// the cluster's own.
+func (f *Fleet) TagsOf(c *Cluster) map[string]string {
+	tags := map[string]string{}
+	for k, v := range f.Spec.Istio.Tags {
+		tags[k] = v
+	}
+	if c.Istio != nil {
+		for k, v := range c.Istio.Tags {
+			tags[k] = v
+		}
+	}
+	return tags
+}
+
+// GatewayRevisionOf returns the revision or tag cluster c's gateways run
+// with ("" when not given).
+func (f *Fleet) GatewayRevisionOf(c *Cluster) string {
+	if c.Istio != nil && c.Istio.GatewayRevision != "" {
+		return c.Istio.GatewayRevision
+	}
+	return f.Spec.Istio.GatewayRevision
 }
 
 // Topology is the layout a fleet declares for itself.
@@ -194,6 +302,7 @@ type Cluster struct {
 	ControlPlane    string         `json:"controlPlane"`
 	ConfigCluster   bool           `json:"configCluster,omitempty"`
 	KubeContext     string         `json:"kubeContext,omitempty"`
+	Istio           *ClusterIstio  `json:"istio,omitempty"`
 	EastWestGateway *Gateway       `json:"eastWestGateway,omitempty"`
 	IstiodGateway   *IstiodGateway `json:"istiodGateway,omitempty"`
 }
@@ -213,9 +322,25 @@ type Certificate struct {
 
 // Gateway is a cluster's east-west gateway.
 type Gateway struct {
-	Address     string          `json:"address"`
-	Service     *GatewayService `json:"service,omitempty"`
-	Certificate *Certificate    `json:"certificate,omitempty"`
+	Address             string          `json:"address"`
+	Service             *GatewayService `json:"service,omitempty"`
+	Certificate         *Certificate    `json:"certificate,omitempty"`
+	Replicas            int             `json:"replicas,omitempty"`
+	Autoscaling         *Autoscaling    `json:"autoscaling,omitempty"`
+	PodDisruptionBudget *PDB            `json:"podDisruptionBudget,omitempty"`
+	Resources           map[string]any  `json:"resources,omitempty"`
+}
+
+// Autoscaling is a gateway's HorizontalPodAutoscaler.
+type Autoscaling struct {
+	MinReplicas                    int `json:"minReplicas"`
+	MaxReplicas                    int `json:"maxReplicas"`
+	TargetCPUUtilizationPercentage int `json:"targetCPUUtilizationPercentage"`
+}
+
+// PDB is a gateway's PodDisruptionBudget.
+type PDB struct {
+	MinAvailable int `json:"minAvailable"`
 }
 
 // GatewayService is what the gateway's Service needs from the fleet.

@@ -171,6 +171,7 @@ func check(f *Fleet, p *problems) Errors {
 		p.add(field{"spec", "clusters"}, "a mesh needs at least one primary cluster or external control plane to run istiod")
 	}
 	checkExternalMesh(f, p)
+	checkRevisions(f, p)
 	checkTopology(f, p)
 	if d := f.Spec.Delivery; d.Flux != nil && d.ArgoCD != nil {
 		p.add(field{"spec", "delivery"}, "choose one of flux and argocd: both would apply the same objects")
@@ -271,16 +272,40 @@ func checkExtensions(f *Fleet, p *problems) {
 }
 
 func checkIstio(f *Fleet, p *problems) {
-	v := f.Spec.Istio.Version
+	in := f.Spec.Istio
+	if f.MultiRevision() {
+		if in.Version != "" {
+			p.add(field{"spec", "istio", "version"}, "spec.istio.revisions gives every control plane its version: remove version")
+		}
+		if in.Revision != "" {
+			p.add(field{"spec", "istio", "revision"}, "spec.istio.revisions names the control planes: remove revision")
+		}
+		for _, r := range sortedKeys(in.Revisions) {
+			checkVersion(field{"spec", "istio", "revisions", r, "version"}, in.Revisions[r].Version, p)
+			if r == "default" {
+				p.addKey(field{"spec", "istio", "revisions", r}, `revision "default" is reserved for the default control plane; name revisions after their release (e.g. "1-31-1") and point tag default at one`)
+			}
+		}
+	} else {
+		if in.Version == "" && !under(field{"spec", "istio", "version"}, p.pruned) {
+			p.add(field{"spec", "istio"}, "field version is required: the Istio release every control plane runs (or spec.istio.revisions for several side by side)")
+		} else {
+			checkVersion(field{"spec", "istio", "version"}, in.Version, p)
+		}
+		if in.Revision == "default" {
+			p.add(field{"spec", "istio", "revision"}, `revision "default" is reserved for the default control plane: leave revision empty instead`)
+		}
+	}
+	checkSettings(f, p)
+}
+
+func checkVersion(at field, v string, p *problems) {
 	major, rest, _ := strings.Cut(v, ".")
 	minor, _, _ := strings.Cut(rest, ".")
 	if n, err := strconv.Atoi(minor); major == "1" && err == nil && n < MinIstioMinor {
-		p.add(field{"spec", "istio", "version"}, "Istio %s is not supported: meshfleet renders for Istio 1.%d and later", v, MinIstioMinor)
+		p.add(at, "Istio %s is not supported: meshfleet renders for Istio 1.%d and later", v, MinIstioMinor)
 	} else if major != "1" {
-		p.add(field{"spec", "istio", "version"}, "Istio %s is not supported: meshfleet renders for Istio 1.x", v)
-	}
-	if f.Spec.Istio.Revision == "default" {
-		p.add(field{"spec", "istio", "revision"}, `revision "default" is reserved for the default control plane: leave revision empty instead`)
+		p.add(at, "Istio %s is not supported: meshfleet renders for Istio 1.x", v)
 	}
 }
 
@@ -408,8 +433,10 @@ func checkPilotIP(f *Fleet, at field, addr string, ip netip.Addr, p *problems) {
 	case ip.Is6() && strings.Contains(addr, "."):
 		p.add(at, "%s embeds an IPv4 address in IPv6 notation, which Istio's charts take for a host name (an ExternalName Service that sidecar injection cannot call): write it as %s", addr, ip.Unmap())
 	case ip.Is6():
-		if minor, ok := istioMinor(f.Spec.Istio.Version); ok && minor < IPv6RemotePilotMinor {
-			p.add(at, "IPv6 address %s needs Istio 1.%d or later (the fleet has %s): before, the remote profile renders an ExternalName Service with no endpoints for an IPv6 remotePilotAddress, and remotes cannot reach istiod", addr, IPv6RemotePilotMinor, f.Spec.Istio.Version)
+		if v := f.OldestVersion(); v != "" {
+			if minor, ok := istioMinor(v); ok && minor < IPv6RemotePilotMinor {
+				p.add(at, "IPv6 address %s needs Istio 1.%d or later (the fleet has %s): before, the remote profile renders an ExternalName Service with no endpoints for an IPv6 remotePilotAddress, and remotes cannot reach istiod", addr, IPv6RemotePilotMinor, v)
+			}
 		}
 	}
 }
@@ -425,6 +452,7 @@ func checkGatewayService(f *Fleet, c *Cluster, p *problems) {
 		p.add(at, "remote %s is on the one network of the mesh and needs no east-west gateway: remove the field", c.Name)
 		return
 	}
+	checkGatewaySize(at, c.EastWestGateway, p)
 	if c.EastWestGateway.Certificate != nil && !f.ServesRemotes(c) {
 		p.add(at.dot("certificate"), "only the east-west gateway of a primary that serves remotes presents a certificate (for the remotes' injection and validation webhooks); %s serves none", c.Name)
 	}
@@ -602,4 +630,28 @@ func suggestCluster(f *Fleet, name string) string {
 		return fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	return " (clusters: " + strings.Join(names, ", ") + ")"
+}
+
+// checkGatewaySize: a fixed size or an autoscaler, and a disruption
+// budget that leaves node drains possible.
+func checkGatewaySize(at field, gw *Gateway, p *problems) {
+	if gw.Replicas > 0 && gw.Autoscaling != nil {
+		p.add(at.dot("replicas"), "give replicas or autoscaling, not both: the autoscaler would change the replicas")
+	}
+	pods := gw.Replicas
+	what := "replicas"
+	if a := gw.Autoscaling; a != nil {
+		if a.MinReplicas > a.MaxReplicas {
+			p.add(at.dot("autoscaling", "minReplicas"), "minReplicas %d is more than maxReplicas %d", a.MinReplicas, a.MaxReplicas)
+		}
+		pods, what = a.MinReplicas, "autoscaling.minReplicas"
+	}
+	if b := gw.PodDisruptionBudget; b != nil {
+		if pods == 0 {
+			pods, what = 1, "the default autoscaling.minReplicas"
+		}
+		if b.MinAvailable >= pods {
+			p.add(at.dot("podDisruptionBudget", "minAvailable"), "minAvailable %d of %d pods (%s) would block every node drain: keep it below the number of pods", b.MinAvailable, pods, what)
+		}
+	}
 }

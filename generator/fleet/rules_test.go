@@ -1354,7 +1354,7 @@ spec:
       controlPlane: east
       apiServer: https://west.example.net:6443
 `,
-			want: `fleet.yaml:19:7: spec.clusters.west.region: unknown field "region" (allowed here: role, network, apiServer, controlPlane, configCluster, kubeContext, eastWestGateway, istiodGateway)`,
+			want: `fleet.yaml:19:7: spec.clusters.west.region: unknown field "region" (allowed here: role, network, apiServer, controlPlane, configCluster, kubeContext, eastWestGateway, istiodGateway, istio)`,
 		},
 		{
 			name: "role not in the enum",
@@ -2015,7 +2015,7 @@ fleet.yaml:8:9: spec.mesh.id: invalid value "Mesh1": want lowercase letters, dig
 fleet.yaml:10:14: spec.istio.version: invalid value "1.31": want an Istio release like "1.31.1"
 fleet.yaml:12:5: spec.clusters.east.apiServer: field is required: the other clusters of the mesh read this cluster's API server through its remote secret
 fleet.yaml:12:5: spec.clusters.east.eastWestGateway: field is required: primary east serves west, which reaches istiod through its east-west gateway at a static address
-fleet.yaml:15:7: spec.clusters.east.gateway: unknown field "gateway" (allowed here: role, network, apiServer, controlPlane, configCluster, kubeContext, eastWestGateway, istiodGateway)
+fleet.yaml:15:7: spec.clusters.east.gateway: unknown field "gateway" (allowed here: role, network, apiServer, controlPlane, configCluster, kubeContext, eastWestGateway, istiodGateway, istio)
 fleet.yaml:16:5: spec.clusters.west.apiServer: field is required: the other clusters of the mesh read this cluster's API server through its remote secret
 fleet.yaml:16:5: spec.clusters.west.network: field is required but not present`
 	if got := err.Error(); got != want {

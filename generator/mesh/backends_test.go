@@ -1,12 +1,15 @@
 package mesh_test
 
 import (
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/meshfleet/meshfleet/generator/fleet"
 	"github.com/meshfleet/meshfleet/generator/install/helm"
 	"github.com/meshfleet/meshfleet/generator/mesh"
+	"github.com/meshfleet/meshfleet/generator/plan"
 )
 
 // identity is what Istio matches across clusters, read back from whatever
@@ -18,6 +21,64 @@ type identity struct {
 	istioNamespace, injectionURL, validationURL, caAddress       any
 	externalEnv, discoveryAddress                                any
 	gatewayNetwork, gatewayType, gatewayIP                       any
+	// Side by side: the revision's release and tags; and the settings
+	// of spec.istio.values/meshConfig and the cluster's.
+	version, tags, settings any
+	// The east-west gateway's size: replicas, autoscaler, disruption
+	// budget, resources.
+	gatewaySize any
+}
+
+// gatewaySize reads the east-west gateway's size back from what an
+// installer wrote.
+func gatewaySize(installer string, c mesh.Cluster) any {
+	var replicas, minR, maxR, cpu, minAvailable, resources any
+	switch installer {
+	case fleet.InstallerIstioctl:
+		gw := objects(c, "eastwest-gateway.yaml")[0]
+		k8s := get(get(gw, "spec", "components").(map[string]any)["ingressGateways"].([]any)[0], "k8s")
+		replicas, resources = get(k8s, "replicaCount"), get(k8s, "resources")
+		minR, maxR = get(k8s, "hpaSpec", "minReplicas"), get(k8s, "hpaSpec", "maxReplicas")
+		if m, ok := get(k8s, "hpaSpec", "metrics").([]any); ok {
+			cpu = get(m[0], "resource", "target", "averageUtilization")
+		}
+		minAvailable = get(k8s, "podDisruptionBudget", "minAvailable")
+	case fleet.InstallerHelm:
+		for _, s := range c.Stages {
+			for _, ch := range s.Charts {
+				if ch.Release == mesh.ReleaseEastWest {
+					replicas, resources = ch.Values["replicaCount"], ch.Values["resources"]
+					if get(ch.Values, "autoscaling", "enabled") == true {
+						minR, maxR = get(ch.Values, "autoscaling", "minReplicas"), get(ch.Values, "autoscaling", "maxReplicas")
+						cpu = get(ch.Values, "autoscaling", "targetCPUUtilizationPercentage")
+					}
+					minAvailable = get(ch.Values, "podDisruptionBudget", "minAvailable")
+				}
+			}
+		}
+	case fleet.InstallerSail:
+		for _, o := range objects(c, "eastwest-gateway.yaml") {
+			switch o["kind"] {
+			case "Deployment":
+				replicas = get(o, "spec", "replicas")
+				resources = get(get(o, "spec", "template", "spec", "containers").([]any)[0], "resources")
+			case "HorizontalPodAutoscaler":
+				minR, maxR = get(o, "spec", "minReplicas"), get(o, "spec", "maxReplicas")
+				cpu = get(get(o, "spec", "metrics").([]any)[0], "resource", "target", "averageUtilization")
+			case "PodDisruptionBudget":
+				minAvailable = get(o, "spec", "minAvailable")
+			}
+		}
+	}
+	return fmt.Sprint(replicas, minR, maxR, cpu, minAvailable, resources)
+}
+
+// settings reads back the fleet's and cluster's settings of the examples
+// (pilot resources and env, meshConfig access log) from a values tree and
+// a meshConfig.
+func settings(values, meshConfig any) any {
+	return fmt.Sprint(get(values, "pilot", "resources"), get(values, "pilot", "env", "PILOT_ENABLE_STATUS"),
+		get(meshConfig, "accessLogFile"), get(meshConfig, "accessLogEncoding"))
 }
 
 func fromValues(values map[string]any) identity {
@@ -37,12 +98,12 @@ func fromValues(values map[string]any) identity {
 	}
 }
 
-func read(t *testing.T, installer string, c mesh.Cluster) identity {
+func read(t *testing.T, installer string, c mesh.Cluster, suffix string) identity {
 	t.Helper()
 	var id identity
 	switch installer {
 	case fleet.InstallerIstioctl:
-		file := "controlplane.yaml"
+		file := "controlplane" + suffix + ".yaml"
 		if objects(c, "external-istiod.yaml") != nil {
 			file = "external-istiod.yaml" // the external istiod, not the cluster's own
 		}
@@ -52,9 +113,18 @@ func read(t *testing.T, installer string, c mesh.Cluster) identity {
 		id.discoveryAddress = get(cp, "spec", "meshConfig", "defaultConfig", "discoveryAddress")
 		id.revision = get(cp, "spec", "revision")
 		id.profile = get(cp, "spec", "profile")
-		if id.profile == "empty" {
-			id.profile = nil // the external istiod: istiod only
+		if id.profile == "empty" || suffix != "" && id.profile == "minimal" {
+			id.profile = nil // istiod only, as the istiod chart and Sail's Istio
 		}
+		id.version = get(cp, "spec", "tag")
+		id.settings = settings(get(cp, "spec", "values"), get(cp, "spec", "meshConfig"))
+		var tags []any
+		for _, o := range objects(c, "revision-tags"+suffix+".yaml") {
+			if o["kind"] == "MutatingWebhookConfiguration" {
+				tags = append(tags, get(o, "metadata", "labels", "istio.io/tag"))
+			}
+		}
+		id.tags = fmt.Sprint(tags)
 		if gw := objects(c, "eastwest-gateway.yaml"); gw != nil {
 			ig := get(gw[0], "spec", "components").(map[string]any)["ingressGateways"].([]any)[0]
 			id.gatewayNetwork = get(ig, "label", "topology.istio.io/network")
@@ -64,7 +134,7 @@ func read(t *testing.T, installer string, c mesh.Cluster) identity {
 		for _, s := range c.Stages {
 			for _, ch := range s.Charts {
 				switch ch.Release {
-				case mesh.ReleaseIstiod, helm.ReleaseExternalIstiod:
+				case mesh.ReleaseIstiod + suffix, helm.ReleaseExternalIstiod:
 					if ch.Release == mesh.ReleaseIstiod && hasChart(c, helm.ReleaseExternalIstiod) {
 						continue
 					}
@@ -73,6 +143,10 @@ func read(t *testing.T, installer string, c mesh.Cluster) identity {
 					id.trustDomain = get(ch.Values, "meshConfig", "trustDomain")
 					id.revision = ch.Values["revision"]
 					id.profile = ch.Values["profile"]
+					id.version = ch.Version
+					id.settings = settings(ch.Values, ch.Values["meshConfig"])
+					tags, _ := ch.Values["revisionTags"].([]any)
+					id.tags = fmt.Sprint(tags)
 				case mesh.ReleaseEastWest:
 					gatewayNetwork = ch.Values["networkGateway"]
 				}
@@ -80,7 +154,7 @@ func read(t *testing.T, installer string, c mesh.Cluster) identity {
 		}
 		id.gatewayNetwork = gatewayNetwork
 	case fleet.InstallerSail:
-		file := "istio.yaml"
+		file := "istio" + suffix + ".yaml"
 		if objects(c, "external-istiod.yaml") != nil {
 			file = "external-istiod.yaml"
 		}
@@ -97,6 +171,15 @@ func read(t *testing.T, installer string, c mesh.Cluster) identity {
 		if id.profile == "empty" {
 			id.profile = nil
 		}
+		id.version = strings.TrimPrefix(get(istio, "spec", "version").(string), "v")
+		id.settings = settings(get(istio, "spec", "values"), get(istio, "spec", "values", "meshConfig"))
+		var tags []any
+		if suffix != "" {
+			for _, o := range objects(c, file)[1:] {
+				tags = append(tags, get(o, "metadata", "name"))
+			}
+		}
+		id.tags = fmt.Sprint(tags)
 		for _, o := range objects(c, "eastwest-gateway.yaml") {
 			if o["kind"] == "Service" {
 				id.gatewayNetwork = get(o, "metadata", "labels", "topology.istio.io/network")
@@ -105,6 +188,7 @@ func read(t *testing.T, installer string, c mesh.Cluster) identity {
 	}
 	if objects(c, "eastwest-gateway.yaml") != nil || installer == fleet.InstallerHelm && hasChart(c, mesh.ReleaseEastWest) {
 		id.gatewayType, id.gatewayIP, _ = gatewayService(t, installer, c)
+		id.gatewaySize = gatewaySize(installer, c)
 	}
 	return id
 }
@@ -139,21 +223,29 @@ func TestInstallersAgree(t *testing.T) {
 				}
 				f.Spec.Installer = installer
 				for _, c := range mesh.Build(f).Clusters {
-					got := read(t, installer, c)
-					// An external istiod takes its config cluster's name
-					// and network.
-					name, network := c.Name, c.Network
-					if c.Role == fleet.ExternalControlPlane {
-						cc := f.ConfigClusterOf(c.Cluster)
-						name, network = cc.Name, cc.Network
-					}
-					if got.meshID != f.Spec.Mesh.ID || got.clusterName != name || got.network != network {
-						t.Errorf("%s %s: identity %+v does not match the fleet", installer, c.Name, got)
-					}
-					if w, ok := want[c.Name]; !ok {
-						want[c.Name] = got
-					} else if got != w {
-						t.Errorf("cluster %s: %s writes %+v, istioctl %+v", c.Name, installer, got, w)
+					for _, cp := range c.Needs.ControlPlanes {
+						if cp.Role == plan.RoleLocal {
+							continue
+						}
+						got := read(t, installer, c, cp.Suffix)
+						if cp.Suffix != "" && (got.version != cp.Version || got.revision != cp.Revision) {
+							t.Errorf("%s %s: revision %v runs %v; want %s %s", installer, c.Name, got.revision, got.version, cp.Revision, cp.Version)
+						}
+						// An external istiod takes its config cluster's name
+						// and network.
+						name, network := c.Name, c.Network
+						if c.Role == fleet.ExternalControlPlane {
+							cc := f.ConfigClusterOf(c.Cluster)
+							name, network = cc.Name, cc.Network
+						}
+						if got.meshID != f.Spec.Mesh.ID || got.clusterName != name || got.network != network {
+							t.Errorf("%s %s: identity %+v does not match the fleet", installer, c.Name, got)
+						}
+						if w, ok := want[c.Name+cp.Suffix]; !ok {
+							want[c.Name+cp.Suffix] = got
+						} else if got != w {
+							t.Errorf("cluster %s%s: %s writes %+v, istioctl %+v", c.Name, cp.Suffix, installer, got, w)
+						}
 					}
 				}
 			}

@@ -188,7 +188,7 @@ spec:
 		if got := get(find(a, "Certificate", "istiod-gateway-tls"), "spec", "issuerRef", "name"); got != "mesh-root" {
 			t.Errorf("%s: certificate issuer %v, want the mesh root issuer", installer, got)
 		}
-		id := read(t, installer, r)
+		id := read(t, installer, r, "")
 		if id.injectionURL != "https://ew.a.example.net:15017/inject/cluster/r/net/n1" || id.validationURL != "https://ew.a.example.net:15017/validate" || id.injectionPath != nil {
 			t.Errorf("%s: remote webhooks %+v", installer, id)
 		}

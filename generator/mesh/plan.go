@@ -12,6 +12,7 @@ package mesh
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/meshfleet/meshfleet/generator/fleet"
 	"github.com/meshfleet/meshfleet/generator/install"
@@ -165,7 +166,21 @@ func Lay(pl *plan.Plan, in plan.Installer) *Plan {
 		e := used[name]
 		switch e.Base {
 		case BaseExposeIstiod:
-			p.Bases = append(p.Bases, Base{name, []File{{Name: "expose-istiod.yaml", Objects: exposeIstiod(rev, e.Namespace)}}})
+			var objs []Object
+			if len(e.Revisions) == 0 {
+				objs = exposeIstiod(rev, e.Namespace)
+			} else {
+				// Side by side: one Gateway, one VirtualService per
+				// revision routing its istiod's SNI names.
+				for i, r := range e.Revisions {
+					o := exposeIstiod(r, e.Namespace)
+					if i == 0 {
+						objs = append(objs, o[0])
+					}
+					objs = append(objs, o[1])
+				}
+			}
+			p.Bases = append(p.Bases, Base{name, []File{{Name: "expose-istiod.yaml", Objects: objs}}})
 		case BaseExposeServices:
 			p.Bases = append(p.Bases, Base{name, []File{{Name: "expose-services.yaml", Objects: []Object{crossNetworkGateway(e.Namespace)}}}})
 		}
@@ -176,10 +191,16 @@ func Lay(pl *plan.Plan, in plan.Installer) *Plan {
 // baseName is the directory of a shared base: its name, followed by its
 // namespace when that is not istio-system.
 func baseName(e plan.Expose) string {
-	if e.Namespace == plan.IstioNamespace {
-		return e.Base
+	name := e.Base
+	if len(e.Revisions) > 0 {
+		// Side by side, clusters that run other revisions share
+		// another base.
+		name += "-" + strings.Join(e.Revisions, "_")
 	}
-	return e.Base + "-" + e.Namespace
+	if e.Namespace == plan.IstioNamespace {
+		return name
+	}
+	return name + "-" + e.Namespace
 }
 
 func sortedKeys[V any](m map[string]V) []string {

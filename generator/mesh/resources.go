@@ -256,20 +256,36 @@ func reader(f *fleet.Fleet, c *plan.Cluster) []Object {
 	// The binding is named after the ClusterRole's revision: roleRef is
 	// immutable, so a new revision gets a new binding and the old one is
 	// pruned.
-	suffix := ns
-	if rev := c.Revision(); rev != "" {
-		suffix = rev + "-" + ns
+	// Side by side, one binding per revision: the account keeps reading
+	// while any of them runs.
+	var suffixes []string
+	for _, cp := range c.ControlPlanes {
+		if cp.Role == plan.RoleLocal {
+			continue
+		}
+		if cp.Suffix == "" {
+			suffixes = []string{ns}
+			if rev := c.Revision(); rev != "" {
+				suffixes = []string{rev + "-" + ns}
+			}
+			break
+		}
+		suffixes = append(suffixes, cp.Revision+"-"+ns)
 	}
-	role := "istio-reader-clusterrole-" + suffix
-	objs := []Object{
-		{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(ReaderServiceAccount, ns)},
-		{
+	if len(suffixes) == 0 {
+		suffixes = []string{ns}
+	}
+	objs := []Object{{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(ReaderServiceAccount, ns)}}
+	for _, suffix := range suffixes {
+		objs = append(objs, Object{
 			"apiVersion": "rbac.authorization.k8s.io/v1",
 			"kind":       "ClusterRoleBinding",
 			"metadata":   map[string]any{"name": ReaderServiceAccount + "-" + suffix},
-			"roleRef":    map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+			"roleRef":    map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "istio-reader-clusterrole-" + suffix},
 			"subjects":   []any{map[string]any{"kind": "ServiceAccount", "name": ReaderServiceAccount, "namespace": ns}},
-		},
+		})
+	}
+	objs = append(objs, []Object{
 		{
 			"apiVersion": "v1",
 			"kind":       "Secret",
@@ -278,7 +294,7 @@ func reader(f *fleet.Fleet, c *plan.Cluster) []Object {
 				"annotations": map[string]any{annotationServiceAccount: ReaderServiceAccount},
 			}),
 		},
-	}
+	}...)
 	if s := f.Spec.Secrets; s.Provider == fleet.ProviderExternalSecrets {
 		objs = append(objs, pushToken(s, ReaderServiceAccount, ns, fmt.Sprintf("%s/%s/reader", s.KeyPrefix, c.Name)))
 	}

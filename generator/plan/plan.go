@@ -20,6 +20,8 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/meshfleet/meshfleet/generator/fleet"
 )
@@ -108,6 +110,27 @@ type ControlPlane struct {
 	Values map[string]any
 	// MeshConfig is the mesh configuration, nil where istiod does not run.
 	MeshConfig map[string]any
+	// Suffix names this control plane's files and releases beside the
+	// others of its cluster: "" for a fleet's one control plane,
+	// "-<revision>" where several run side by side.
+	Suffix string
+	// Base: side by side, this control plane installs what one cluster
+	// needs once (the base chart: CRDs, the default validator): the
+	// newest release's. A cluster's one control plane (Suffix "") always
+	// does.
+	Base bool
+	// DefaultRevision is the revision tag default points at in this
+	// cluster, side by side ("" for none): the base chart's
+	// defaultRevision.
+	DefaultRevision string
+	// Tags are the revision tags of this cluster that point at this
+	// control plane, sorted; default serves istio-injection=enabled.
+	Tags []string
+	// Injection is where this control plane's injection webhook sends
+	// requests: the istiod Service's path, or a URL (remotes of a
+	// host-named primary). Revision tags send theirs there too.
+	InjectionPath string
+	InjectionURL  string
 }
 
 // Port is a port a gateway listens on.
@@ -121,6 +144,9 @@ type Port struct {
 type Expose struct {
 	Base      string
 	Namespace string
+	// Revisions: side by side, the revisions whose istiod expose-istiod
+	// routes to (by SNI).
+	Revisions []string
 }
 
 // IstiodIngress is what an external cluster exposes its istiod with:
@@ -171,6 +197,13 @@ type Gateway struct {
 	Labels  map[string]any
 	Ports   []Port
 	Service Service
+	// Size: a fixed number of pods (0: the installer's default), or an
+	// autoscaler; a disruption budget (MinAvailable 0: none); the
+	// proxy's resources.
+	Replicas     int
+	Autoscaling  *fleet.Autoscaling
+	MinAvailable int
+	Resources    map[string]any
 }
 
 // Namespace is a namespace a cluster needs, with its labels and
@@ -299,13 +332,22 @@ func planCluster(f *fleet.Fleet, c *fleet.Cluster) Cluster {
 	pc.Namespaces = append(pc.Namespaces, Namespace{Name: ns, Labels: map[string]any{LabelNetwork: c.Network}, Annotations: annotations})
 	pc.CA = c.Role == fleet.Primary
 	pc.Reader = f.ReadByOthers(c)
-	pc.ControlPlanes = append(pc.ControlPlanes, controlPlane(f, c, ns))
+	if f.MultiRevision() {
+		pc.ControlPlanes = append(pc.ControlPlanes, revisionControlPlanes(f, c, ns)...)
+	} else {
+		cp := controlPlane(f, c, ns, f.Spec.Istio.Revision, release(f))
+		cp.Base = true
+		pc.ControlPlanes = append(pc.ControlPlanes, cp)
+	}
+	for i := range pc.ControlPlanes {
+		applySettings(f, c, &pc.ControlPlanes[i])
+	}
 	if f.NeedsEastWestGateway(c) {
 		pc.Gateways = append(pc.Gateways, eastWestGateway(f, c, ns))
 	}
 	if f.ServesRemotes(c) {
 		if addr := c.EastWestGateway.Address; isIP(addr) {
-			pc.Exposes = append(pc.Exposes, Expose{BaseExposeIstiod, ns})
+			pc.Exposes = append(pc.Exposes, Expose{Base: BaseExposeIstiod, Namespace: ns, Revisions: f.RevisionsOf(c)})
 		} else {
 			pc.HostIstiod = hostIstiod(f, c, ns)
 		}
@@ -313,7 +355,7 @@ func planCluster(f *fleet.Fleet, c *fleet.Cluster) Cluster {
 	if (c.Role == fleet.Primary || c.ConfigCluster) && f.MultiNetwork() {
 		// The cluster whose configuration istiod reads: the Gateway
 		// programs every network's gateway.
-		pc.Exposes = append(pc.Exposes, Expose{BaseExposeServices, ns})
+		pc.Exposes = append(pc.Exposes, Expose{Base: BaseExposeServices, Namespace: ns})
 	}
 	if x != nil && c.ConfigCluster {
 		pc.ConfigAccount = ConfigServiceAccount
@@ -332,12 +374,101 @@ func release(f *fleet.Fleet) Release {
 	return Release{Version: f.Spec.Istio.Version, Hub: f.Spec.Istio.Hub, Charts: f.Spec.Istio.Charts}
 }
 
-// controlPlane is cluster c's control plane: istiod on a primary, the
-// remote profile pointing at its primary's east-west gateway on a remote.
-func controlPlane(f *fleet.Fleet, c *fleet.Cluster, ns string) ControlPlane {
-	rev := f.Spec.Istio.Revision
+// revisionRelease is the release of one of spec.istio.revisions.
+func revisionRelease(f *fleet.Fleet, rev string) Release {
+	r := release(f)
+	r.Version = f.Spec.Istio.Revisions[rev].Version
+	return r
+}
+
+// revisionControlPlanes are cluster c's control planes side by side: one
+// per revision that runs there, each with the tags that point at it.
+func revisionControlPlanes(f *fleet.Fleet, c *fleet.Cluster, ns string) []ControlPlane {
+	tags := f.TagsOf(c)
+	revs := f.RevisionsOf(c)
+	def := tags["default"]
+	// The base chart (CRDs) comes with the newest release that runs,
+	// first: CRDs are upgraded before a canary starts, as Istio's Helm
+	// upgrade does.
+	newest := ""
+	for _, rev := range revs {
+		if newest == "" || compareVersions(f.Spec.Istio.Revisions[rev].Version, f.Spec.Istio.Revisions[newest].Version) > 0 {
+			newest = rev
+		}
+	}
+	revs = append([]string{newest}, slices.DeleteFunc(slices.Clone(revs), func(r string) bool { return r == newest })...)
+	var cps []ControlPlane
+	for _, rev := range revs {
+		cp := controlPlane(f, c, ns, rev, revisionRelease(f, rev))
+		cp.Suffix = "-" + rev
+		cp.Default = rev == def
+		cp.Base = rev == newest
+		cp.DefaultRevision = def
+		for _, t := range sortedKeys(tags) {
+			if tags[t] == rev {
+				cp.Tags = append(cp.Tags, t)
+			}
+		}
+		cps = append(cps, cp)
+	}
+	return cps
+}
+
+// applySettings merges the fleet's and then the cluster's values and
+// meshConfig over what meshfleet sets (the rules refuse the keys
+// meshfleet owns, so nothing of its own is overridden).
+func applySettings(f *fleet.Fleet, c *fleet.Cluster, cp *ControlPlane) {
+	if cp.Role == RoleLocal {
+		return
+	}
+	in := f.Spec.Istio
+	var cv, cm map[string]any
+	if c.Istio != nil {
+		cv, cm = c.Istio.Values, c.Istio.MeshConfig
+	}
+	if len(in.Values) > 0 || len(cv) > 0 {
+		cp.Values = DeepMerged(cp.Values, in.Values, cv)
+	}
+	if cp.MeshConfig != nil && (len(in.MeshConfig) > 0 || len(cm) > 0) {
+		cp.MeshConfig = DeepMerged(cp.MeshConfig, in.MeshConfig, cm)
+	}
+}
+
+// DeepMerged is a new values tree with the trees of ms merged, later
+// ones winning; maps merge key by key, anything else is replaced.
+func DeepMerged(ms ...map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, m := range ms {
+		for k, v := range m {
+			if sub, ok := v.(map[string]any); ok {
+				if have, ok := out[k].(map[string]any); ok {
+					out[k] = DeepMerged(have, sub)
+					continue
+				}
+				out[k] = Clone(sub)
+				continue
+			}
+			out[k] = cloneValue(v)
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// controlPlane is cluster c's control plane of revision rev: istiod on a
+// primary, the remote profile pointing at its primary's east-west gateway
+// on a remote.
+func controlPlane(f *fleet.Fleet, c *fleet.Cluster, ns, rev string, r Release) ControlPlane {
 	cp := ControlPlane{
-		Release:   release(f),
+		Release:   r,
 		Name:      rev,
 		Revision:  rev,
 		Namespace: ns,
@@ -362,7 +493,18 @@ func controlPlane(f *fleet.Fleet, c *fleet.Cluster, ns string) ControlPlane {
 		cp.Values = controlPlaneValues(f, c)
 		cp.MeshConfig = map[string]any{"trustDomain": f.Spec.Mesh.TrustDomain}
 	}
+	cp.InjectionPath = "/inject"
+	if r, ok := cp.Values["istiodRemote"].(map[string]any); ok {
+		cp.InjectionPath, _ = r["injectionPath"].(string)
+		cp.InjectionURL, _ = r["injectionURL"].(string)
+	}
 	return cp
+}
+
+// InjectionPath is the path a remote's injection webhook calls its
+// primary's istiod at: it names the cluster and its network.
+func InjectionPath(c *fleet.Cluster) string {
+	return "/inject/cluster/" + c.Name + "/net/" + c.Network
 }
 
 // controlPlaneValues are the istiod values of cluster c. Every installer
@@ -385,7 +527,7 @@ func controlPlaneValues(f *fleet.Fleet, c *fleet.Cluster) map[string]any {
 	}
 	addr := f.Cluster(c.ControlPlane).EastWestGateway.Address
 	global["remotePilotAddress"] = addr
-	path := "/inject/cluster/" + c.Name + "/net/" + c.Network
+	path := InjectionPath(c)
 	if isIP(addr) {
 		values["istiodRemote"] = map[string]any{"injectionPath": path}
 		return values
@@ -409,16 +551,47 @@ func eastWestGateway(f *fleet.Fleet, c *fleet.Cluster, ns string) Gateway {
 		// ports (istioctl validate refuses status-port there).
 		status = "http-status"
 	}
-	return Gateway{
-		Release:   release(f),
+	r := release(f)
+	if f.MultiRevision() {
+		rev := gatewayRevision(f, c)
+		if t, ok := f.TagsOf(c)[rev]; ok {
+			rev = t
+		}
+		r = revisionRelease(f, rev)
+	}
+	gw := Gateway{
+		Release:   r,
 		Name:      EastWestGatewayName,
 		Namespace: ns,
-		Revision:  f.Spec.Istio.Revision,
+		Revision:  gatewayRevision(f, c),
 		Network:   c.Network,
 		Labels:    map[string]any{"istio": EastWestGatewaySelector, "app": EastWestGatewayName, LabelNetwork: c.Network},
 		Ports:     []Port{{status, 15021}, {"tls", 15443}, {"tls-istiod", 15012}, {"tls-webhook", 15017}},
 		Service:   gatewayService(c),
 	}
+	if g := c.EastWestGateway; g != nil {
+		gw.Replicas, gw.Autoscaling, gw.Resources = g.Replicas, g.Autoscaling, Clone(g.Resources)
+		if g.PodDisruptionBudget != nil {
+			gw.MinAvailable = g.PodDisruptionBudget.MinAvailable
+		}
+	}
+	return gw
+}
+
+// gatewayRevision is the revision (or tag) cluster c's gateways run
+// with: the fleet's one revision, or side by side the one the fleet
+// names, or the only one that runs in the cluster.
+func gatewayRevision(f *fleet.Fleet, c *fleet.Cluster) string {
+	if !f.MultiRevision() {
+		return f.Spec.Istio.Revision
+	}
+	if r := f.GatewayRevisionOf(c); r != "" {
+		return r
+	}
+	if revs := f.RevisionsOf(c); len(revs) > 0 {
+		return revs[0]
+	}
+	return ""
 }
 
 // gatewayService binds the east-west gateway Service to the address the
@@ -516,4 +689,22 @@ func isIP(s string) bool {
 func canonicalIP(s string) string {
 	ip, _ := netip.ParseAddr(s)
 	return ip.String()
+}
+
+// compareVersions compares two Istio releases like 1.31.1 (or
+// 1.31.0-beta.1) by their numbers.
+func compareVersions(a, b string) int {
+	num := func(v string) []int {
+		v, _, _ = strings.Cut(v, "-")
+		var out []int
+		for _, p := range strings.Split(v, ".") {
+			n, _ := strconv.Atoi(p)
+			out = append(out, n)
+		}
+		return out
+	}
+	if c := slices.Compare(num(a), num(b)); c != 0 {
+		return c
+	}
+	return strings.Compare(a, b)
 }

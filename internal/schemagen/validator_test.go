@@ -58,7 +58,7 @@ func (v *validator) check(s any, at string) error {
 					return fmt.Errorf("%s: pattern: %w", at, err)
 				}
 				v.res[sub.(string)] = re
-			case "$schema", "$id", "title", "description", "default", "const", "enum", "type", "required", "$ref":
+			case "$schema", "$id", "title", "description", "default", "const", "enum", "type", "required", "$ref", "minimum", "maximum":
 			case "$defs", "properties":
 				for name, d := range sub.(map[string]any) {
 					if err := v.check(d, at+"/"+k+"/"+name); err != nil {
@@ -129,6 +129,14 @@ func (v *validator) validateObject(s map[string]any, x any, at string) error {
 	}
 	if e, ok := s["enum"].([]any); ok && !slices.ContainsFunc(e, func(c any) bool { return equal(c, x) }) {
 		return fmt.Errorf("%s: %s is not one of %s", at, show(x), show(e))
+	}
+	if n, isNum := number(x); isNum {
+		if m, ok := number(s["minimum"]); ok && n < m {
+			return fmt.Errorf("%s: %s is less than %s", at, show(x), show(s["minimum"]))
+		}
+		if m, ok := number(s["maximum"]); ok && n > m {
+			return fmt.Errorf("%s: %s is more than %s", at, show(x), show(s["maximum"]))
+		}
 	}
 	if p, ok := s["pattern"].(string); ok {
 		if str, isStr := x.(string); isStr {
@@ -252,4 +260,18 @@ func equal(a, b any) bool {
 func show(x any) string {
 	b, _ := json.Marshal(x)
 	return string(b)
+}
+
+// number reads a JSON number.
+func number(x any) (float64, bool) {
+	switch x := x.(type) {
+	case json.Number:
+		f, err := x.Float64()
+		return f, err == nil
+	case float64:
+		return x, true
+	case int:
+		return float64(x), true
+	}
+	return 0, false
 }

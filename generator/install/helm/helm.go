@@ -33,7 +33,15 @@ func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 	if cp.Profile != "" {
 		base["profile"] = cp.Profile
 	}
-	if cp.Revision != "" && cp.Default {
+	switch {
+	case cp.Suffix != "":
+		// Side by side: the base chart's default validator follows tag
+		// default (the istiod releases' revisionTags hold the tag's
+		// injection webhooks).
+		if cp.DefaultRevision != "" {
+			base["defaultRevision"] = cp.DefaultRevision
+		}
+	case cp.Revision != "" && cp.Default:
 		base["defaultRevision"] = cp.Revision
 	}
 	values := plan.Clone(cp.Values)
@@ -49,6 +57,13 @@ func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 	global["tag"] = cp.Version
 	if cp.Revision != "" {
 		values["revision"] = cp.Revision
+	}
+	if len(cp.Tags) > 0 {
+		var tags []any
+		for _, t := range cp.Tags {
+			tags = append(tags, t)
+		}
+		values["revisionTags"] = tags
 	}
 	// The remote profile, as the IstioOperator and Sail remotes get it.
 	// Not global.configCluster, which some Helm guides add: in
@@ -67,10 +82,14 @@ func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 		// configValidation false).
 		return plan.Output{Charts: []plan.Chart{chart(cp.Release, ReleaseExternalIstiod, "istiod", cp.Namespace, values)}}
 	}
-	return plan.Output{Charts: []plan.Chart{
-		chart(cp.Release, ReleaseBase, "base", cp.Namespace, base),
-		chart(cp.Release, ReleaseIstiod, "istiod", cp.Namespace, values),
-	}}
+	var charts []plan.Chart
+	if cp.Base || cp.Suffix == "" { // a cluster's one control plane always brings base
+		charts = append(charts, chart(cp.Release, ReleaseBase, "base", cp.Namespace, base))
+	}
+	// Side by side, one istiod-<revision> release per revision: a new
+	// revision is a new release, never an upgrade in place.
+	charts = append(charts, chart(cp.Release, ReleaseIstiod+cp.Suffix, "istiod", cp.Namespace, values))
+	return plan.Output{Charts: charts}
 }
 
 // Gateway is the gateway chart as a network gateway: networkGateway
@@ -99,6 +118,22 @@ func (Installer) Gateway(gw *plan.Gateway) plan.Output {
 	}
 	if gw.Revision != "" {
 		values["revision"] = gw.Revision
+	}
+	// Sized and protected as the chart takes it (it renders the
+	// PodDisruptionBudget only for more than one pod, which the rules
+	// make sure of).
+	if gw.Replicas > 0 {
+		values["replicaCount"] = gw.Replicas
+		values["autoscaling"] = map[string]any{"enabled": false}
+	}
+	if a := gw.Autoscaling; a != nil {
+		values["autoscaling"] = map[string]any{"enabled": true, "minReplicas": a.MinReplicas, "maxReplicas": a.MaxReplicas, "targetCPUUtilizationPercentage": a.TargetCPUUtilizationPercentage}
+	}
+	if gw.MinAvailable > 0 {
+		values["podDisruptionBudget"] = map[string]any{"minAvailable": gw.MinAvailable}
+	}
+	if gw.Resources != nil {
+		values["resources"] = plan.Clone(gw.Resources)
 	}
 	return plan.Output{Charts: []plan.Chart{chart(gw.Release, gw.Name, "gateway", gw.Namespace, values)}}
 }

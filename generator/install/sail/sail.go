@@ -47,10 +47,18 @@ func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 		"metadata":   map[string]any{"name": cp.Name},
 		"spec":       spec,
 	}}
-	if cp.Name != "default" && cp.Default && (cp.Role == plan.RolePrimary || cp.Role == plan.RoleRemote) {
+	switch {
+	case cp.Suffix != "":
+		// Side by side, every tag that points at this revision; Sail
+		// renders the tag's webhooks (and for default the default
+		// validator) for the Istio's revision.
+		for _, t := range cp.Tags {
+			objs = append(objs, revisionTag(t, cp.Name))
+		}
+	case cp.Name != "default" && cp.Default && (cp.Role == plan.RolePrimary || cp.Role == plan.RoleRemote):
 		objs = append(objs, defaultTag(cp.Name))
 	}
-	file := "istio.yaml"
+	file := "istio" + cp.Suffix + ".yaml"
 	switch cp.Role {
 	case plan.RoleExternal:
 		file = "external-istiod.yaml"
@@ -82,11 +90,15 @@ func revisionNames(values map[string]any, rev string) {
 // istio-injection=enabled webhook only for a revision named default or
 // for an IstioRevisionTag named default, which follows the Istio's
 // active revision.
-func defaultTag(istio string) plan.Object {
+func defaultTag(istio string) plan.Object { return revisionTag("default", istio) }
+
+// revisionTag is an IstioRevisionTag that follows the active revision of
+// Istio istio.
+func revisionTag(tag, istio string) plan.Object {
 	return plan.Object{
 		"apiVersion": "sailoperator.io/v1",
 		"kind":       "IstioRevisionTag",
-		"metadata":   map[string]any{"name": "default"},
+		"metadata":   map[string]any{"name": tag},
 		"spec":       map[string]any{"targetRef": map[string]any{"kind": "Istio", "name": istio}},
 	}
 }
@@ -166,8 +178,40 @@ func (Installer) Gateway(gw *plan.Gateway) plan.Output {
 			"subjects":   []any{map[string]any{"kind": "ServiceAccount", "name": sa}},
 		},
 	}
+	deployment := objs[1]["spec"].(map[string]any)
+	container := deployment["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
+	if gw.Replicas > 0 {
+		deployment["replicas"] = gw.Replicas
+	}
+	if gw.Resources != nil {
+		container["resources"] = plan.Clone(gw.Resources)
+	}
+	// As Sail's own gateway sample: an autoscaler and a disruption
+	// budget beside the Deployment.
+	if a := gw.Autoscaling; a != nil {
+		objs = append(objs, plan.Object{
+			"apiVersion": "autoscaling/v2",
+			"kind":       "HorizontalPodAutoscaler",
+			"metadata":   plan.Meta(gw.Name, ns, map[string]any{"labels": plan.Clone(labels)}),
+			"spec": map[string]any{
+				"scaleTargetRef": map[string]any{"apiVersion": "apps/v1", "kind": "Deployment", "name": gw.Name},
+				"minReplicas":    a.MinReplicas,
+				"maxReplicas":    a.MaxReplicas,
+				"metrics": []any{map[string]any{"type": "Resource", "resource": map[string]any{
+					"name": "cpu", "target": map[string]any{"type": "Utilization", "averageUtilization": a.TargetCPUUtilizationPercentage},
+				}}},
+			},
+		})
+	}
+	if gw.MinAvailable > 0 {
+		objs = append(objs, plan.Object{
+			"apiVersion": "policy/v1",
+			"kind":       "PodDisruptionBudget",
+			"metadata":   plan.Meta(gw.Name, ns, map[string]any{"labels": plan.Clone(labels)}),
+			"spec":       map[string]any{"minAvailable": gw.MinAvailable, "selector": map[string]any{"matchLabels": plan.Clone(labels)}},
+		})
+	}
 	if gw.Network != "" {
-		container := objs[1]["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
 		container["env"] = []any{map[string]any{"name": "ISTIO_META_REQUESTED_NETWORK_VIEW", "value": gw.Network}}
 		return plan.Output{Manifests: []plan.File{{Name: "eastwest-gateway.yaml", Objects: objs}}}
 	}
