@@ -234,15 +234,29 @@ func (h *Harness) run(ctx context.Context, known []knownFinding) int {
 	wg.Wait()
 
 	passed, failed, skipped := 0, 0, 0
-	for _, r := range h.results {
-		if !r.OK {
-			for _, k := range known {
-				if strings.HasPrefix(r.Name, k.prefix) {
-					r.Skip = k.reason
-					break
-				}
+	used := make([]bool, len(known))
+	for i := range h.results {
+		r := &h.results[i]
+		if r.OK {
+			continue
+		}
+		for j, k := range known {
+			if strings.HasPrefix(r.Name, k.prefix) {
+				r.Skip = k.reason
+				used[j] = true
+				break
 			}
 		}
+	}
+	if h.brk == "" {
+		for j, k := range known {
+			if !used[j] {
+				h.results = append(h.results, Result{Name: "known finding " + k.prefix,
+					Msg: "no longer fails: remove it from the known findings (" + k.reason + ")"})
+			}
+		}
+	}
+	for _, r := range h.results {
 		switch {
 		case r.OK:
 			passed++
