@@ -55,7 +55,8 @@ func (h *Harness) applyBreak() error {
 	if h.brk != "mesh-id" {
 		return nil
 	}
-	v, _ := h.victim()
+	// The primary: a remote's own meshID reaches nothing istiod reports.
+	_, v := h.victim()
 	old := "meshID: " + h.fleet.Spec.Mesh.ID
 	n := 0
 	err := filepath.Walk(h.rendered, func(p string, fi os.FileInfo, err error) error {

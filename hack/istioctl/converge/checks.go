@@ -382,7 +382,7 @@ func (h *Harness) injectorMeshID(ctx context.Context, c *Cluster) (bool, string)
 			return false, fmt.Sprintf("ConfigMap %s/%s has global.meshID %q", cm.Namespace, cm.Name, v.Global.MeshID)
 		}
 	}
-	if n == 0 {
+	if n == 0 && h.fleet.Spec.Clusters[c.name].Role != "remote" {
 		return false, "no istio-sidecar-injector ConfigMap"
 	}
 	return true, ""
@@ -396,18 +396,40 @@ func (h *Harness) remotePilotAddress(ctx context.Context, c *Cluster) (bool, str
 	if p == nil {
 		return false, "its controlPlane " + c.fc.ControlPlane + " is not a fleet cluster"
 	}
-	var urls []string
+	// Where the remote's webhooks call: URL hosts, or the endpoint
+	// addresses of a selector-less Service (the remote profile's istiod
+	// Service, whose EndpointSlice holds remotePilotAddress).
+	var targets []string
 	if l, err := c.kc.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, metav1.ListOptions{}); err == nil {
 		for _, w := range l.Items {
 			for _, x := range w.Webhooks {
 				if x.ClientConfig.URL != nil {
-					urls = append(urls, *x.ClientConfig.URL)
+					if u, err := url.Parse(*x.ClientConfig.URL); err == nil {
+						targets = append(targets, u.Hostname())
+					}
+				}
+				if s := x.ClientConfig.Service; s != nil {
+					svc, err := c.kc.CoreV1().Services(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
+					if err != nil || len(svc.Spec.Selector) > 0 {
+						continue
+					}
+					sl, _ := c.kc.DiscoveryV1().EndpointSlices(s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + s.Name})
+					if sl != nil {
+						for _, e := range sl.Items {
+							for _, ep := range e.Endpoints {
+								targets = append(targets, ep.Addresses...)
+							}
+						}
+					}
+					if svc.Spec.ExternalName != "" {
+						targets = append(targets, svc.Spec.ExternalName)
+					}
 				}
 			}
 		}
 	}
-	if len(urls) == 0 {
-		return false, "the remote has no injection webhook with a URL"
+	if len(targets) == 0 {
+		return false, "the remote has no injection webhook that calls an address outside it"
 	}
 	svcs, err := p.kc.CoreV1().Services("").List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -422,13 +444,9 @@ func (h *Harness) remotePilotAddress(ctx context.Context, c *Cluster) (bool, str
 			gotList = append(gotList, s.Namespace+"/"+s.Name+"="+a)
 		}
 	}
-	for _, raw := range urls {
-		u, err := url.Parse(raw)
-		if err != nil {
-			return false, err.Error()
-		}
-		if !got[u.Hostname()] {
-			return false, fmt.Sprintf("it calls %s, but the load balancers of %s got [%s]", raw, p.name, strings.Join(gotList, " "))
+	for _, t := range targets {
+		if !got[t] {
+			return false, fmt.Sprintf("its injection webhook calls %s, but the load balancers of %s got [%s]", t, p.name, strings.Join(gotList, " "))
 		}
 	}
 	return true, ""

@@ -187,9 +187,6 @@ func (h *Harness) startCluster(ctx context.Context, c *Cluster, caKey *rsa.Priva
 		"--service-account-max-token-expiration", "48h",
 		"--service-cluster-ip-range", "10.96.0.0/16",
 		"--endpoint-reconciler-type", "none",
-		// Webhook Services resolve through their EndpointSlices, so a
-		// webhook reaches the local istiod the istiod Service points at.
-		"--enable-aggregator-routing",
 		"--disable-admission-plugins", "ServiceAccount",
 		"--allow-privileged=true", "--profiling=false")
 	if err := h.startLogged(api, filepath.Join(c.dir, "apiserver.log")); err != nil {

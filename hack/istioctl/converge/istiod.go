@@ -13,10 +13,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 )
 
@@ -31,6 +29,8 @@ type Istiod struct {
 	cmd       *exec.Cmd
 	log       string
 	startedAt time.Time
+	labels    map[string]string // its pod's labels
+	ready     bool
 }
 
 // The container ports istiod listens on and the flag that moves each.
@@ -73,7 +73,7 @@ func (h *Harness) istiodPod(ctx context.Context, c *Cluster, d *appsv1.Deploymen
 	if resp.StatusCode != 200 {
 		return false, fmt.Sprintf("istiod /ready: %d", resp.StatusCode)
 	}
-	h.istiodEndpoints(ctx, c, d, ist)
+	ist.ready = true
 	return true, ""
 }
 
@@ -96,7 +96,7 @@ func (h *Harness) startIstiod(ctx context.Context, c *Cluster, d *appsv1.Deploym
 		}
 	}
 	ist := &Istiod{cluster: c, ns: d.Namespace, name: d.Name, ports: map[int]int{}, startedAt: time.Now(),
-		root: filepath.Join(h.work, "istiod", c.name+"-"+d.Name)}
+		root: filepath.Join(h.work, "istiod", c.name+"-"+d.Name), labels: d.Spec.Template.Labels}
 	if err := os.MkdirAll(ist.root, 0o755); err != nil {
 		return nil, err
 	}
@@ -303,52 +303,3 @@ func (h *Harness) envFrom(ctx context.Context, c *Cluster, d *appsv1.Deployment,
 	return "", fmt.Errorf("env source not stood in")
 }
 
-// istiodEndpoints points every Service that selects the istiod pod at the
-// local istiod: one EndpointSlice with 127.0.0.1 and the moved ports, as
-// the EndpointSlice controller would for the pod.
-func (h *Harness) istiodEndpoints(ctx context.Context, c *Cluster, d *appsv1.Deployment, ist *Istiod) {
-	svcs, err := c.kc.CoreV1().Services(d.Namespace).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return
-	}
-	named := map[string]int{}
-	for _, ct := range d.Spec.Template.Spec.Containers {
-		for _, p := range ct.Ports {
-			named[p.Name] = int(p.ContainerPort)
-		}
-	}
-	for _, s := range svcs.Items {
-		if len(s.Spec.Selector) == 0 || !labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)) {
-			continue
-		}
-		name := s.Name + "-converge"
-		if _, err := c.kc.DiscoveryV1().EndpointSlices(s.Namespace).Get(ctx, name, metav1.GetOptions{}); err == nil {
-			continue
-		}
-		es := &discoveryv1.EndpointSlice{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.Namespace, Labels: map[string]string{
-				"kubernetes.io/service-name":             s.Name,
-				"endpointslice.kubernetes.io/managed-by": "converge.meshfleet.dev",
-			}},
-			AddressType: discoveryv1.AddressTypeIPv4,
-			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"127.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
-		}
-		for _, p := range s.Spec.Ports {
-			cp := p.TargetPort.IntValue()
-			if p.TargetPort.StrVal != "" {
-				cp = named[p.TargetPort.StrVal]
-			}
-			if cp == 0 {
-				cp = int(p.Port)
-			}
-			lp, ok := ist.ports[cp]
-			if !ok {
-				continue
-			}
-			es.Ports = append(es.Ports, discoveryv1.EndpointPort{Name: ptr.To(p.Name), Port: ptr.To(int32(lp)), Protocol: ptr.To(p.Protocol)})
-		}
-		if _, err := c.kc.DiscoveryV1().EndpointSlices(s.Namespace).Create(ctx, es, metav1.CreateOptions{}); err != nil {
-			h.logf("cluster %s: EndpointSlice for %s: %v", c.name, s.Name, err)
-		}
-	}
-}

@@ -161,13 +161,15 @@ func main() {
 		}
 	}
 	h.work = *work
-	if h.work == "" {
+	own := h.work == ""
+	if own {
 		h.work, err = os.MkdirTemp("", "converge.")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "converge:", err)
-			os.Exit(2)
-		}
-		defer os.RemoveAll(h.work)
+	} else {
+		err = os.MkdirAll(h.work, 0o755)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "converge:", err)
+		os.Exit(2)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -178,19 +180,17 @@ func main() {
 		fmt.Fprintf(os.Stderr, "converge: %v: stopping\n", s)
 		cancel()
 		h.procs.StopAll()
-		os.RemoveAll(h.work)
+		if own {
+			os.RemoveAll(h.work)
+		}
 		os.Exit(130)
 	}()
 
 	rc := h.run(ctx, knownFindings)
 	cancel()
 	h.procs.StopAll()
-	if rc != 0 && *work != "" {
-		fmt.Fprintf(os.Stderr, "converge: logs kept in %s\n", h.work)
-	}
-	os.RemoveAll(h.work)
-	if *work != "" {
-		// keep nothing either way when the caller passed the directory: it cleans it.
+	if own {
+		os.RemoveAll(h.work) // a -work directory is the caller's to keep or remove
 	}
 	os.Exit(rc)
 }

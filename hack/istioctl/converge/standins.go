@@ -19,8 +19,12 @@ package main
 //                      its pods could be created: every admission webhook
 //                      that intercepts the pod and fails closed has a
 //                      caBundle and something that answers at its service
-//                      (endpoints) or URL (an address some load balancer
-//                      really got). An istiod Deployment is run for real
+//                      (a ready istiod its selector picks, or endpoint
+//                      addresses some load balancer of the fleet really
+//                      got) or URL (likewise). The API server cannot call
+//                      a local istiod itself: EndpointSlices refuse
+//                      loopback addresses, and real-world addresses are
+//                      not on this machine. An istiod Deployment is run for real
 //                      (istiod.go) and is available when its /ready says
 //                      so. The istiod Service's EndpointSlice points at it.
 //   operator           a person filling placeholders: `cacerts` gets an
@@ -312,9 +316,8 @@ func (h *Harness) admitPod(ctx context.Context, c *Cluster, ns string, podLabels
 			return id + " fails closed and has no caBundle (nothing patched it)"
 		}
 		if s := w.client.Service; s != nil {
-			sl, err := c.kc.DiscoveryV1().EndpointSlices(s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + s.Name})
-			if err != nil || len(sl.Items) == 0 {
-				return id + " fails closed and Service " + s.Namespace + "/" + s.Name + " has no endpoints"
+			if why := h.serviceAnswers(ctx, c, s.Namespace, s.Name, s.Port); why != "" {
+				return id + " fails closed and " + why
 			}
 			continue
 		}
@@ -336,6 +339,62 @@ func (h *Harness) admitPod(ctx context.Context, c *Cluster, ns string, podLabels
 		}
 	}
 	return ""
+}
+
+// serviceAnswers says why nothing answers behind a webhook's Service (""
+// when something does): a running, ready istiod its selector picks, or,
+// for a Service without selector (the remote profile's istiod Service),
+// EndpointSlice addresses that are load balancer addresses some Service of
+// the fleet really got, with the endpoint's port.
+func (h *Harness) serviceAnswers(ctx context.Context, c *Cluster, ns, name string, port *int32) string {
+	svc, err := c.kc.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return "Service " + ns + "/" + name + ": " + err.Error()
+	}
+	if len(svc.Spec.Selector) > 0 {
+		sel := labels.SelectorFromSet(svc.Spec.Selector)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, ist := range c.istiods {
+			if ist.ready && ist.ns == ns && sel.Matches(labels.Set(ist.labels)) {
+				return ""
+			}
+		}
+		return "no ready pod backs Service " + ns + "/" + name
+	}
+	sl, err := c.kc.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + name})
+	if err != nil || len(sl.Items) == 0 {
+		return "Service " + ns + "/" + name + " has no selector and no EndpointSlice"
+	}
+	want := int32(443)
+	if port != nil {
+		want = *port
+	}
+	var sport string
+	for _, p := range svc.Spec.Ports {
+		if p.Port == want {
+			sport = p.Name
+		}
+	}
+	addrs := h.lbAddresses(ctx)
+	var tried []string
+	for _, s := range sl.Items {
+		epPort := ""
+		for _, p := range s.Ports {
+			if p.Name != nil && *p.Name == sport && p.Port != nil {
+				epPort = fmt.Sprint(*p.Port)
+			}
+		}
+		for _, e := range s.Endpoints {
+			for _, a := range e.Addresses {
+				if exposes(addrs[a], epPort) {
+					return ""
+				}
+				tried = append(tried, a+":"+epPort)
+			}
+		}
+	}
+	return fmt.Sprintf("Service %s/%s's endpoints %v are no address a load balancer of the fleet got", ns, name, tried)
 }
 
 func exposes(as []lbAddr, port string) bool {
