@@ -22,7 +22,7 @@ import (
 type Istiod struct {
 	cluster   *Cluster
 	ns, name  string
-	root      string // its "/" : mounts live under it, and it runs there
+	root      string      // its "/" : mounts live under it, and it runs there
 	ports     map[int]int // container port -> local port
 	http      string      // 127.0.0.1:port of --httpAddr (debug, /ready)
 	plugged   bool        // cacerts had keys when it started
@@ -302,4 +302,3 @@ func (h *Harness) envFrom(ctx context.Context, c *Cluster, d *appsv1.Deployment,
 	}
 	return "", fmt.Errorf("env source not stood in")
 }
-

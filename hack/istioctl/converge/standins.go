@@ -54,8 +54,8 @@ import (
 	"sync"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	admv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -282,11 +282,11 @@ func (h *Harness) admitPod(ctx context.Context, c *Cluster, ns string, podLabels
 		return "namespace " + ns + ": " + err.Error()
 	}
 	type hook struct {
-		cfg, name      string
-		rules          []admv1.RuleWithOperations
-		nsSel, objSel  *metav1.LabelSelector
-		failure        *admv1.FailurePolicyType
-		client         admv1.WebhookClientConfig
+		cfg, name     string
+		rules         []admv1.RuleWithOperations
+		nsSel, objSel *metav1.LabelSelector
+		failure       *admv1.FailurePolicyType
+		client        admv1.WebhookClientConfig
 	}
 	var hooks []hook
 	if l, err := c.kc.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, metav1.ListOptions{}); err == nil {
