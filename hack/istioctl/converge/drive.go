@@ -122,6 +122,11 @@ func (h *Harness) advance(ctx context.Context, c *Cluster, s *Step) {
 				}
 			}
 		}
+		if s.readyFn != nil {
+			if msg := s.readyFn(); msg != "" {
+				notReady = append(notReady, msg)
+			}
+		}
 		for _, ch := range s.children {
 			if ch.state == "failed" {
 				s.state, s.waiting = "failed", ch.Name+" failed: "+ch.waiting
@@ -193,7 +198,10 @@ func (h *Harness) consume(c *Cluster, s *Step, objs []*unstructured.Unstructured
 		case group == "sailoperator.io":
 			// IstioRevisionTag: read above; IstioCNI: not stood in.
 		case group == "external-secrets.io" || group == "generators.external-secrets.io":
-			h.ops.eso(c, o)
+			if ch := h.esoStep(c, o); ch != nil {
+				ch.parent = s
+				children = append(children, ch)
+			}
 		default:
 			apply = append(apply, o)
 		}

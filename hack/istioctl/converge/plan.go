@@ -17,13 +17,14 @@ import (
 // HelmRelease, an Argo CD Application, an `istioctl install -f FILE`, a
 // Sail Istio, or a stage of the overlay applied by hand.
 type Step struct {
-	Name   string
-	deps   []*Step // Ready before this step starts (dependsOn, sync waves, stage order)
-	parent *Step   // applied before this step starts (a HelmRelease inside a Kustomization)
-	wait   bool    // readiness counts (Flux wait: true, Helm's wait, Argo CD health)
-	ns     string  // namespace for namespaced objects that have none (Helm release namespace)
-	build  func() ([]*unstructured.Unstructured, error)
-	pre    func() (bool, string) // optional: a person's step before this one (fill placeholders)
+	Name    string
+	deps    []*Step // Ready before this step starts (dependsOn, sync waves, stage order)
+	parent  *Step   // applied before this step starts (a HelmRelease inside a Kustomization)
+	wait    bool    // readiness counts (Flux wait: true, Helm's wait, Argo CD health)
+	ns      string  // namespace for namespaced objects that have none (Helm release namespace)
+	build   func() ([]*unstructured.Unstructured, error)
+	pre     func() (bool, string) // optional: a person's step before this one (fill placeholders)
+	readyFn func() string         // optional: extra readiness ("" when ready), for stood-in controllers
 
 	state    string // pending, applied, ready, failed
 	objs     []*unstructured.Unstructured

@@ -38,8 +38,16 @@ package main
 //                      operatorDelay; with installer istioctl the person
 //                      fills cacerts before running istioctl, as its
 //                      annotation asks.
-//   External Secrets   not stood in yet: ExternalSecret/PushSecret objects
-//                      are recorded and reported.
+//   External Secrets   eso.go: a fake provider (an in-memory store) and
+//                      the ExternalSecret / PushSecret semantics the output
+//                      uses (data by remoteRef key and property, the
+//                      target template with engineVersion v2, creation
+//                      and deletion policies ignored). The store holds only
+//                      what a PushSecret pushed, plus, put there by the
+//                      operator before the delivery starts, each cluster's
+//                      intermediate CA under <prefix>/<cluster>/cacerts.
+//                      The real ESO controller is not built: its module
+//                      pulls in every cloud SDK; the stand-in is small.
 
 import (
 	"context"
@@ -460,6 +468,7 @@ type Operator struct {
 	commands map[string]string // placeholder -> problem with its documented command ("" ok)
 	esoSeen  map[string][]string
 	filledCA bool
+	store    *esoStore
 }
 
 func newOperator(h *Harness) *Operator {
@@ -467,8 +476,10 @@ func newOperator(h *Harness) *Operator {
 	if err != nil {
 		panic(err)
 	}
-	return &Operator{h: h, rootKey: k, root: cert, rootPEM: p, seen: map[string]time.Time{}, done: map[string]bool{},
-		commands: map[string]string{}, esoSeen: map[string][]string{}}
+	o := &Operator{h: h, rootKey: k, root: cert, rootPEM: p, seen: map[string]time.Time{}, done: map[string]bool{},
+		commands: map[string]string{}, esoSeen: map[string][]string{}, store: &esoStore{data: map[string]map[string][]byte{}}}
+	o.seedCACerts()
+	return o
 }
 
 func (o *Operator) eso(c *Cluster, u *unstructured.Unstructured) {
