@@ -93,7 +93,10 @@ type Harness struct {
 
 	mu      sync.Mutex
 	results []Result
-	logf    func(format string, args ...any)
+
+	mentionOnce sync.Once
+	mentionText string
+	logf        func(format string, args ...any)
 }
 
 // Result is one check's outcome.

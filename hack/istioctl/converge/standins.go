@@ -53,11 +53,14 @@ import (
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -176,9 +179,13 @@ func (h *Harness) loadBalancer(ctx context.Context, c *Cluster) {
 			}
 		}
 		if addr == "" {
+			// Never one the fleet or the output names: an arbitrary
+			// address must not pass for the declared one by chance.
 			lbMu.Lock()
-			addr = fmt.Sprintf("192.0.2.%d", lbNext)
-			lbNext++
+			for addr == "" || h.mentioned(addr) {
+				addr = fmt.Sprintf("192.0.2.%d", lbNext)
+				lbNext++
+			}
 			lbMu.Unlock()
 			how = "nothing binds an address: an arbitrary one"
 		}
@@ -192,6 +199,24 @@ func (h *Harness) loadBalancer(ctx context.Context, c *Cluster) {
 			h.note(c, "Service/"+s.Namespace+"/"+s.Name, "its load balancer address "+addr+" comes from "+how)
 		}
 	}
+}
+
+// mentioned reports whether addr appears in the fleet or the rendered tree.
+func (h *Harness) mentioned(addr string) bool {
+	h.mentionOnce.Do(func() {
+		var b strings.Builder
+		raw, _ := json.Marshal(h.fleet)
+		b.Write(raw)
+		_ = filepath.Walk(h.rendered, func(p string, fi os.FileInfo, err error) error {
+			if err == nil && !fi.IsDir() {
+				x, _ := os.ReadFile(p)
+				b.Write(x)
+			}
+			return nil
+		})
+		h.mentionText = b.String()
+	})
+	return regexp.MustCompile(`(^|[^0-9.])` + regexp.QuoteMeta(addr) + `($|[^0-9])`).MatchString(h.mentionText)
 }
 
 // lbAddresses are the addresses every LoadBalancer Service of the fleet got,
