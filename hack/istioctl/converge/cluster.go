@@ -47,6 +47,7 @@ type Cluster struct {
 	steps   []*Step
 	istiods map[string]*Istiod // by namespace/name of the Deployment
 	notes   map[string]string  // stand-in notes shown when a step times out
+	settled bool               // the delivery waits: nothing was applied for a tick
 }
 
 // Procs holds every process the harness started, to stop them by PID.

@@ -26,19 +26,29 @@ func (h *Harness) drive(ctx context.Context, c *Cluster) {
 		c.mu.Lock()
 		steps := append([]*Step(nil), c.steps...)
 		c.mu.Unlock()
-		busy := false
+		busy, changed := false, false
 		for _, s := range steps {
 			if s.state == "ready" || s.state == "failed" {
 				continue
 			}
 			busy = true
+			before := s.state
 			h.advance(ctx, c, s)
+			changed = changed || s.state != before
 		}
+		// Settled: a whole tick without anything applied; the delivery
+		// waits. Only then does the operator (a person) act.
+		c.mu.Lock()
+		c.settled = !changed
+		c.mu.Unlock()
 		if !busy {
 			break
 		}
 		time.Sleep(tick)
 	}
+	c.mu.Lock()
+	c.settled = true
+	c.mu.Unlock()
 	var ok, bad []string
 	for _, s := range c.steps {
 		if s.state == "ready" {
@@ -105,6 +115,9 @@ func (h *Harness) advance(ctx context.Context, c *Cluster, s *Step) {
 		c.steps = append(c.steps, children...)
 		c.mu.Unlock()
 		s.state = "applied"
+		// The deployment controller and kubelet act at once on what was
+		// applied (an istiod starts with the cacerts it finds now).
+		h.deployments(ctx, c)
 		h.logf("cluster %s: applied %s (%d objects, %d child steps)", c.name, s.Name, len(applied), len(children))
 	}
 	if s.state == "applied" {
@@ -120,6 +133,11 @@ func (h *Harness) advance(ctx context.Context, c *Cluster, s *Step) {
 					// Flux and Argo CD (selfHeal) apply it again.
 					_ = h.applyOne(ctx, c, o, s.ns)
 				}
+			}
+		}
+		for _, o := range s.objs {
+			if msg := h.healthExprs(ctx, c, s, o); msg != "" {
+				notReady = append(notReady, msg)
 			}
 		}
 		if s.readyFn != nil {

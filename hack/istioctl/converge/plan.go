@@ -25,6 +25,7 @@ type Step struct {
 	build   func() ([]*unstructured.Unstructured, error)
 	pre     func() (bool, string) // optional: a person's step before this one (fill placeholders)
 	readyFn func() string         // optional: extra readiness ("" when ready), for stood-in controllers
+	health  []HealthExpr          // Flux healthCheckExprs
 
 	state    string // pending, applied, ready, failed
 	objs     []*unstructured.Unstructured
@@ -127,6 +128,17 @@ func (h *Harness) planFlux(c *Cluster) error {
 		wait, _, _ := unstructured.NestedBool(o.Object, "spec", "wait")
 		tns, _, _ := unstructured.NestedString(o.Object, "spec", "targetNamespace")
 		s := &Step{Name: "flux Kustomization " + o.GetName(), wait: wait, ns: tns}
+		hes, _, _ := unstructured.NestedSlice(o.Object, "spec", "healthCheckExprs")
+		for _, x := range hes {
+			if m, ok := x.(map[string]any); ok {
+				str := func(k string) string { v, _ := m[k].(string); return v }
+				s.health = append(s.health, HealthExpr{str("apiVersion"), str("kind"), str("current"), str("inProgress"), str("failed")})
+			}
+		}
+		if len(s.health) > 0 && !wait {
+			// Flux checks the expressions only for what it waits on.
+			s.health = nil
+		}
 		s.build = func() ([]*unstructured.Unstructured, error) { return h.kustomizeBuild(local) }
 		byName[o.GetName()] = s
 		var deps []string

@@ -33,11 +33,15 @@ package main
 //                      the command its annotation documents (`istioctl
 //                      create-remote-secret ...`), run against the local
 //                      API server its --server maps to. A person is slower
-//                      than a controller: with Flux or Argo CD a
-//                      placeholder is filled once it has existed for
-//                      operatorDelay; with installer istioctl the person
-//                      fills cacerts before running istioctl, as its
-//                      annotation asks.
+//                      than a controller: a placeholder is filled only
+//                      when the cluster's delivery has settled (a whole
+//                      tick in which nothing could be applied: it waits on
+//                      readiness, another cluster, or is done); with
+//                      installer istioctl the person also fills cacerts
+//                      before running istioctl, as its annotation asks.
+//                      This is deterministic: the kubelet stand-in runs
+//                      right after each apply, so an istiod whose
+//                      Deployment was applied has started before then.
 //   External Secrets   eso.go: a fake provider (an in-memory store) and
 //                      the ExternalSecret / PushSecret semantics the output
 //                      uses (data by remoteRef key and property, the
@@ -77,15 +81,18 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-const operatorDelay = 10 * time.Second
-
 // standins runs the cluster's stand-ins every tick until ctx ends.
 func (h *Harness) standins(ctx context.Context, c *Cluster) {
 	for ctx.Err() == nil {
 		h.tokenController(ctx, c)
 		h.loadBalancer(ctx, c)
-		h.ops.fill(ctx, c)
 		h.deployments(ctx, c)
+		c.mu.Lock()
+		settled := c.settled
+		c.mu.Unlock()
+		if settled {
+			h.ops.fill(ctx, c)
+		}
 		time.Sleep(500 * time.Millisecond)
 	}
 }
@@ -558,17 +565,12 @@ func (o *Operator) fill(ctx context.Context, c *Cluster) {
 			first = time.Now()
 		}
 		o.mu.Unlock()
+		_ = first
 		if isRemoteSecret(&s) {
-			if time.Since(first) >= operatorDelay || o.h.delivery == "none" {
-				o.fillRemoteSecret(ctx, c, &s)
-			}
+			o.fillRemoteSecret(ctx, c, &s)
 			continue
 		}
-		if o.h.brk == "late-cacerts" {
-			if !o.h.istiodStarted(c) {
-				continue
-			}
-		} else if time.Since(first) < operatorDelay {
+		if o.h.brk == "late-cacerts" && !o.h.istiodStarted(c) {
 			continue
 		}
 		o.fillCA(ctx, c, &s)
