@@ -160,7 +160,12 @@ func (h *Harness) startIstiod(ctx context.Context, c *Cluster, d *appsv1.Deploym
 			if _, err := os.Stat(filepath.Join(ist.root, val)); err != nil {
 				val = kc // the mount is absent: in-cluster config
 			} else {
+				// A kubeconfig the output mounts (external control plane):
+				// its fleet apiServer URLs mapped to the local API servers.
 				val = filepath.Join(ist.root, val)
+				if b, err := os.ReadFile(val); err == nil {
+					_ = os.WriteFile(val, []byte(h.mapAPIServers(string(b))), 0o600)
+				}
 			}
 		}
 		env = append(env, e.Name+"="+val)
