@@ -35,11 +35,23 @@ func (h *Harness) checks(ctx context.Context) {
 	primaries := h.istiodList()
 	multiNetwork := h.networks() > 1
 
-	for _, key := range sortedKeys(h.ops.commands) {
-		problem := h.ops.commands[key]
-		cs = append(cs, check{"placeholder " + key + ": its documented command names the fleet's apiServer", func(context.Context) (bool, string) {
-			return problem == "", problem
-		}})
+	// Every remote-secret placeholder the output applied (some may be
+	// filled by now: the annotation stays).
+	for _, n := range h.names {
+		l, err := h.clusters[n].kc.CoreV1().Secrets("").List(ctx, metav1.ListOptions{LabelSelector: "istio/multiCluster=true"})
+		if err != nil {
+			continue
+		}
+		for i := range l.Items {
+			s := &l.Items[i]
+			if s.Annotations["meshfleet.dev/placeholder"] == "" {
+				continue
+			}
+			_, _, problems := h.documentedCommand(s)
+			cs = append(cs, check{"placeholder " + n + "/" + s.Namespace + "/" + s.Name + ": its documented command names the fleet's apiServer", func(context.Context) (bool, string) {
+				return len(problems) == 0, strings.Join(problems, "; ")
+			}})
+		}
 	}
 	for _, n := range h.names {
 		if objs := h.ops.esoSeen[n]; len(objs) > 0 {

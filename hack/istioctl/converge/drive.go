@@ -387,6 +387,12 @@ func (h *Harness) resource(c *Cluster, o *unstructured.Unstructured, defaultNS s
 }
 
 func (h *Harness) applyOne(ctx context.Context, c *Cluster, o *unstructured.Unstructured, defaultNS string) error {
+	return h.applyAs(ctx, c, o, defaultNS, "converge")
+}
+
+// applyAs applies with a field manager of its own: the delivery's and the
+// operator's fields stay apart, as they do in a cluster.
+func (h *Harness) applyAs(ctx context.Context, c *Cluster, o *unstructured.Unstructured, defaultNS, manager string) error {
 	m, ns, err := h.resource(c, o, defaultNS)
 	if err != nil {
 		return err
@@ -394,7 +400,7 @@ func (h *Harness) applyOne(ctx context.Context, c *Cluster, o *unstructured.Unst
 	o = o.DeepCopy()
 	o.SetNamespace(ns)
 	unstructured.RemoveNestedField(o.Object, "status")
-	_, err = c.dyn.Resource(m.Resource).Namespace(ns).Apply(ctx, o.GetName(), o, metav1.ApplyOptions{FieldManager: "converge", Force: true})
+	_, err = c.dyn.Resource(m.Resource).Namespace(ns).Apply(ctx, o.GetName(), o, metav1.ApplyOptions{FieldManager: manager, Force: true})
 	return err
 }
 

@@ -624,45 +624,11 @@ func (o *Operator) fillCA(ctx context.Context, c *Cluster, s *corev1.Secret) {
 // that apiServer, against that cluster, and applies its output to c.
 func (o *Operator) fillRemoteSecret(ctx context.Context, c *Cluster, s *corev1.Secret) {
 	key := c.name + "/" + s.Namespace + "/" + s.Name
-	ann := s.Annotations["meshfleet.dev/placeholder"]
-	i := strings.Index(ann, "istioctl ")
-	if i < 0 {
-		o.setCommand(key, "its placeholder documents no istioctl command: "+ann)
-		return
-	}
-	args := strings.Fields(strings.SplitN(ann[i+len("istioctl "):], "\n", 2)[0])
-	var target *Cluster
-	var problems []string
-	for j, a := range args {
-		v, ok := strings.CutPrefix(a, "--server=")
-		if !ok {
-			continue
-		}
-		for _, n := range o.h.names {
-			if o.h.fleet.Spec.Clusters[n].APIServer == v {
-				target = o.h.clusters[n]
-			}
-		}
-		if target == nil {
-			problems = append(problems, "--server="+v+" is no fleet cluster's apiServer")
-			continue
-		}
-		args[j] = "--server=" + target.url
-	}
-	if target == nil {
-		if len(problems) == 0 {
-			problems = append(problems, "the command has no --server")
-		}
-		o.setCommand(key, strings.Join(problems, "; "))
-		return
-	}
-	if want := s.Annotations["networking.istio.io/cluster"]; want != "" && want != target.name {
-		problems = append(problems, fmt.Sprintf("--server is cluster %s's apiServer but the Secret is for cluster %s", target.name, want))
-	}
-	if api := s.Annotations["meshfleet.dev/api-server"]; api != "" && api != target.fc.APIServer {
-		problems = append(problems, "annotation meshfleet.dev/api-server "+api+" is not cluster "+target.name+"'s apiServer "+target.fc.APIServer)
-	}
+	target, args, problems := o.h.documentedCommand(s)
 	o.setCommand(key, strings.Join(problems, "; "))
+	if target == nil {
+		return
+	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(cctx, filepath.Join(o.h.bin, "istioctl"), append(args, "--kubeconfig", target.kubeconfig)...)
@@ -680,7 +646,7 @@ func (o *Operator) fillRemoteSecret(ctx context.Context, c *Cluster, s *corev1.S
 		return
 	}
 	for _, u := range objs {
-		if err := o.h.applyOne(ctx, c, u, s.Namespace); err != nil {
+		if err := o.h.applyAs(ctx, c, u, s.Namespace, "operator"); err != nil {
 			o.h.note(c, "Secret/"+s.Namespace+"/"+s.Name, "applying the operator's remote secret: "+err.Error())
 			return
 		}
@@ -689,6 +655,48 @@ func (o *Operator) fillRemoteSecret(ctx context.Context, c *Cluster, s *corev1.S
 	o.done[key] = true
 	o.mu.Unlock()
 	o.h.logf("cluster %s: operator: filled %s/%s with `istioctl %s`", c.name, s.Namespace, s.Name, strings.Join(args, " "))
+}
+
+// documentedCommand reads the command a remote-secret placeholder
+// documents, with its --server mapped to the local API server of the fleet
+// cluster whose apiServer it names; problems says what is wrong with the
+// rendered command (nil: nothing).
+func (h *Harness) documentedCommand(s *corev1.Secret) (target *Cluster, args []string, problems []string) {
+	ann := s.Annotations["meshfleet.dev/placeholder"]
+	i := strings.Index(ann, "istioctl ")
+	if i < 0 {
+		return nil, nil, []string{"its placeholder documents no istioctl command: " + ann}
+	}
+	args = strings.Fields(strings.SplitN(ann[i+len("istioctl "):], "\n", 2)[0])
+	for j, a := range args {
+		v, ok := strings.CutPrefix(a, "--server=")
+		if !ok {
+			continue
+		}
+		for _, n := range h.names {
+			if h.fleet.Spec.Clusters[n].APIServer == v {
+				target = h.clusters[n]
+			}
+		}
+		if target == nil {
+			problems = append(problems, "--server="+v+" is no fleet cluster's apiServer")
+			continue
+		}
+		args[j] = "--server=" + target.url
+	}
+	if target == nil {
+		if len(problems) == 0 {
+			problems = append(problems, "the command has no --server")
+		}
+		return nil, args, problems
+	}
+	if want := s.Annotations["networking.istio.io/cluster"]; want != "" && want != target.name {
+		problems = append(problems, fmt.Sprintf("--server is cluster %s's apiServer but the Secret is for cluster %s", target.name, want))
+	}
+	if api := s.Annotations["meshfleet.dev/api-server"]; api != "" && api != target.fc.APIServer {
+		problems = append(problems, "annotation meshfleet.dev/api-server "+api+" is not cluster "+target.name+"'s apiServer "+target.fc.APIServer)
+	}
+	return target, args, problems
 }
 
 func (o *Operator) setCommand(key, problem string) {
