@@ -4,8 +4,10 @@
 # directory's bin/ on stdout:
 #
 #   etcd, kube-apiserver, kubectl   hack/kubetools (k8s.io/kubernetes v1.36.3)
-#   istioctl                        hack/istioctl  (istio.io/istio 1.31-dev)
+#   istioctl, pilot-discovery       hack/istioctl  (istio.io/istio 1.31-dev)
 #   kustomize                       hack/tools     (the CLI the examples test)
+#   converge                        hack/istioctl/converge (hack/converge.sh's
+#                                   harness; keyed by its own sources too)
 #
 # The cache is ${MESHFLEET_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshfleet-tools}/<key>/bin,
 # where <key> hashes the three modules' go.mod and go.sum, the wrapper
@@ -19,7 +21,7 @@
 set -o errexit -o nounset -o pipefail
 cd "$(dirname "$0")/.."
 
-tools=(etcd kube-apiserver kubectl istioctl kustomize)
+tools=(etcd kube-apiserver kubectl istioctl pilot-discovery kustomize)
 cache=${MESHFLEET_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshfleet-tools}
 # Build flags; part of the cache key.
 kv=v1.36.3
@@ -45,7 +47,26 @@ complete() {
 	for t in "${tools[@]}"; do [[ -x $1/$t ]] || return 1; done
 }
 
+# The harness changes more often than the tools: it is rebuilt into bin/
+# whenever its sources change, without rebuilding the tools.
+hkey=$(cat hack/istioctl/converge/*.go hack/istioctl/go.mod hack/istioctl/go.sum \
+	<(echo "-trimpath|$istioctl_ldflags") <(go env GOVERSION GOOS GOARCH) | sha256sum | cut -c1-16)
+harness() {
+	[[ -x $bin/converge && $(cat "$bin/converge.key" 2>/dev/null) == "$hkey" ]] && return 0
+	exec 8>"$cache/$key/.harness.lock"
+	flock 8
+	if ! [[ -x $bin/converge && $(cat "$bin/converge.key" 2>/dev/null) == "$hkey" ]]; then
+		local t0=$SECONDS
+		(cd hack/istioctl && go build -trimpath -ldflags "$istioctl_ldflags" -o "$bin/converge.tmp" ./converge) >&2
+		mv "$bin/converge.tmp" "$bin/converge"
+		echo "$hkey" >"$bin/converge.key"
+		echo "build-tools: converge built in $((SECONDS - t0))s" >&2
+	fi
+	flock -u 8
+}
+
 if complete "$bin"; then
+	harness
 	echo "$bin"
 	exit 0
 fi
@@ -55,6 +76,7 @@ mkdir -p "$cache/$key"
 exec 9>"$cache/$key/.lock"
 flock 9
 if complete "$bin"; then
+	harness
 	echo "$bin"
 	exit 0
 fi
@@ -81,7 +103,7 @@ build() { # name dir args...
 }
 build kubetools hack/kubetools -ldflags "$kube_ldflags" -o "$tmp/" ./cmd/... &
 kube_pid=$!
-build istioctl hack/istioctl -ldflags "$istioctl_ldflags" -o "$tmp/istioctl" istio.io/istio/istioctl/cmd/istioctl &
+build istioctl hack/istioctl -ldflags "$istioctl_ldflags" -o "$tmp/" istio.io/istio/istioctl/cmd/istioctl istio.io/istio/pilot/cmd/pilot-discovery &
 istioctl_pid=$!
 rc=0
 wait "$kube_pid" || rc=1
@@ -94,4 +116,5 @@ chmod 755 "$tmp"
 rm -rf "$bin"
 mv "$tmp" "$bin"
 echo "build-tools: done in $((SECONDS - start))s" >&2
+harness
 echo "$bin"

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// The negative cases: each breaks the mesh the way a real mistake would,
+// and names the check that must catch it (hack/converge.sh --self-test).
+var breakCases = []string{"network-label", "missing-remote-secret", "mesh-id", "late-cacerts", "gateway-address"}
+
+// BreakCatchers maps each case to the check (a substring of its name) that
+// must fail.
+var BreakCatchers = map[string]string{
+	"network-label":         "probe endpoint",
+	"missing-remote-secret": "synced",
+	"mesh-id":               "mesh ID",
+	"late-cacerts":          "same root",
+	"gateway-address":       "gateway at",
+}
+
+func validBreak(b string) bool {
+	for _, c := range breakCases {
+		if c == b {
+			return true
+		}
+	}
+	return false
+}
+
+// victim is the cluster a case breaks: the first remote, else the last
+// cluster; primary is the first primary.
+func (h *Harness) victim() (victim, primary string) {
+	for _, n := range h.names {
+		fc := h.fleet.Spec.Clusters[n]
+		if fc.Role == "remote" && victim == "" {
+			victim = n
+		}
+		if fc.Role == "primary" && primary == "" {
+			primary = n
+		}
+	}
+	if victim == "" {
+		victim = h.names[len(h.names)-1]
+	}
+	return victim, primary
+}
+
+// applyBreak changes the rendered tree, for the cases that are edits of it.
+func (h *Harness) applyBreak() error {
+	if h.brk != "mesh-id" {
+		return nil
+	}
+	// The primary: a remote's own meshID reaches nothing istiod reports.
+	_, v := h.victim()
+	old := "meshID: " + h.fleet.Spec.Mesh.ID
+	n := 0
+	err := filepath.Walk(h.rendered, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(h.rendered, p)
+		if !strings.HasPrefix(rel, filepath.Join("clusters", v)+"/") && !strings.HasPrefix(rel, "argocd/") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		s := string(b)
+		if strings.HasPrefix(rel, "argocd/") {
+			// only the victim's Applications: their documents name it.
+			docs := strings.Split(s, "\n---\n")
+			for i, d := range docs {
+				if strings.Contains(d, "name: "+v+"\n") && strings.Contains(d, old) {
+					docs[i] = strings.ReplaceAll(d, old, old+"-other")
+					n++
+				}
+			}
+			s = strings.Join(docs, "\n---\n")
+		} else if strings.Contains(s, old) {
+			s = strings.ReplaceAll(s, old, old+"-other")
+			n++
+		}
+		return os.WriteFile(p, []byte(s), fi.Mode())
+	})
+	if err == nil && n == 0 {
+		err = fmt.Errorf("no %q in cluster %s's output", old, v)
+	}
+	return err
+}
+
+// breakObjects changes the objects a step applies, for the cases that are
+// edits of objects.
+func (h *Harness) breakObjects(c *Cluster, objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	v, p := h.victim()
+	switch h.brk {
+	case "network-label":
+		if c.name != v {
+			return objs
+		}
+		for _, o := range objs {
+			if o.GetKind() == "Namespace" {
+				if l := o.GetLabels(); l["topology.istio.io/network"] != "" {
+					l["topology.istio.io/network"] = "wrong-network"
+					o.SetLabels(l)
+				}
+			}
+		}
+	case "missing-remote-secret":
+		if c.name != p {
+			return objs
+		}
+		var out []*unstructured.Unstructured
+		for _, o := range objs {
+			if o.GetKind() == "Secret" && o.GetLabels()["istio/multiCluster"] == "true" && o.GetAnnotations()["networking.istio.io/cluster"] == v {
+				continue
+			}
+			out = append(out, o)
+		}
+		return out
+	case "gateway-address":
+		// The gateway Service asks for another address than the fleet declares.
+		fc := h.fleet.Spec.Clusters[c.name]
+		if fc.EastWestGateway == nil {
+			return objs
+		}
+		for _, o := range objs {
+			if o.GetKind() != "Service" {
+				continue
+			}
+			if ip, _, _ := unstructured.NestedString(o.Object, "spec", "loadBalancerIP"); ip == fc.EastWestGateway.Address {
+				_ = unstructured.SetNestedField(o.Object, "203.0.113.254", "spec", "loadBalancerIP")
+			}
+			a := o.GetAnnotations()
+			for k, val := range a {
+				if strings.Contains(val, fc.EastWestGateway.Address) {
+					a[k] = strings.ReplaceAll(val, fc.EastWestGateway.Address, "203.0.113.254")
+				}
+			}
+			o.SetAnnotations(a)
+		}
+	}
+	return objs
+}
