@@ -199,15 +199,16 @@ func (f *Fleet) OldestVersion() string {
 	oldest := f.Spec.Istio.Version
 	for _, r := range sortedKeys(f.Spec.Istio.Revisions) {
 		v := f.Spec.Istio.Revisions[r].Version
-		if oldest == "" || versionLess(v, oldest) {
+		if oldest == "" || CompareVersions(v, oldest) < 0 {
 			oldest = v
 		}
 	}
 	return oldest
 }
 
-// versionLess compares two 1.x.y releases by their numbers.
-func versionLess(a, b string) bool {
+// CompareVersions compares two Istio releases like 1.31.1 (or
+// 1.31.0-beta.1) by their numbers, then as text.
+func CompareVersions(a, b string) int {
 	num := func(v string) []int {
 		v, _, _ = strings.Cut(v, "-")
 		var out []int
@@ -217,7 +218,10 @@ func versionLess(a, b string) bool {
 		}
 		return out
 	}
-	return slices.Compare(num(a), num(b)) < 0
+	if c := slices.Compare(num(a), num(b)); c != 0 {
+		return c
+	}
+	return strings.Compare(a, b)
 }
 
 // TagsOf returns cluster c's revision tags: the fleet's, overridden by

@@ -20,8 +20,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/meshfleet/meshfleet/generator/fleet"
 )
@@ -392,7 +390,7 @@ func revisionControlPlanes(f *fleet.Fleet, c *fleet.Cluster, ns string) []Contro
 	// upgrade does.
 	newest := ""
 	for _, rev := range revs {
-		if newest == "" || compareVersions(f.Spec.Istio.Revisions[rev].Version, f.Spec.Istio.Revisions[newest].Version) > 0 {
+		if newest == "" || fleet.CompareVersions(f.Spec.Istio.Revisions[rev].Version, f.Spec.Istio.Revisions[newest].Version) > 0 {
 			newest = rev
 		}
 	}
@@ -689,22 +687,4 @@ func isIP(s string) bool {
 func canonicalIP(s string) string {
 	ip, _ := netip.ParseAddr(s)
 	return ip.String()
-}
-
-// compareVersions compares two Istio releases like 1.31.1 (or
-// 1.31.0-beta.1) by their numbers.
-func compareVersions(a, b string) int {
-	num := func(v string) []int {
-		v, _, _ = strings.Cut(v, "-")
-		var out []int
-		for _, p := range strings.Split(v, ".") {
-			n, _ := strconv.Atoi(p)
-			out = append(out, n)
-		}
-		return out
-	}
-	if c := slices.Compare(num(a), num(b)); c != 0 {
-		return c
-	}
-	return strings.Compare(a, b)
 }
