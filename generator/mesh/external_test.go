@@ -215,3 +215,28 @@ func TestExternalControlPlaneExternalSecrets(t *testing.T) {
 		t.Errorf("config: PushSecret pushes %v", got)
 	}
 }
+
+// With Helm, a remote of an external control plane installs the base chart
+// into external-istiod; the chart puts its reader account into
+// global.istioNamespace, so the release must carry it (there is no
+// istio-system there for the chart's default).
+func TestExternalControlPlaneHelmBaseNamespace(t *testing.T) {
+	p := mesh.Build(parse(t, ecpFleet(fleet.InstallerHelm, "192.0.2.50")))
+	for _, name := range []string{"config", "r2"} {
+		found := false
+		for _, s := range cluster(p, name).Stages {
+			for _, ch := range s.Charts {
+				if ch.Chart != "base" {
+					continue
+				}
+				found = true
+				if ch.Namespace != "external-istiod" || get(ch.Values, "global", "istioNamespace") != "external-istiod" {
+					t.Errorf("%s: base release in %s with global.istioNamespace %v, want both external-istiod", name, ch.Namespace, get(ch.Values, "global", "istioNamespace"))
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: no base release", name)
+		}
+	}
+}

@@ -53,6 +53,12 @@ func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 		global = map[string]any{}
 		values["global"] = global
 	}
+	if ns, ok := global["istioNamespace"]; ok {
+		// The base chart puts the reader account into istioNamespace
+		// (istio-system unless told): a remote of an external control
+		// plane has no istio-system, and the release would fail.
+		base["global"] = map[string]any{"istioNamespace": ns}
+	}
 	global["hub"] = cp.Hub
 	global["tag"] = cp.Version
 	if cp.Revision != "" {
