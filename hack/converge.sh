@@ -29,8 +29,10 @@
 # The self-test breaks examples/primary-remote-multi-network on purpose
 # (hack/istioctl/converge/break.go: a wrong network label, a missing remote
 # secret, a mismatched meshID, cacerts filled only after istiod started, a
-# gateway Service that asks for another address) and checks that each is
-# caught by the check that should catch it.
+# gateway Service that asks for another address), and
+# examples/external-control-plane (the config cluster's webhooks call
+# another address than the external istiod's gateway), and checks that
+# each is caught by the check that should catch it.
 #
 # Tools come from hack/build-tools.sh (cached), or from $MESHFLEET_TOOLS_BIN.
 # Every process is stopped by PID at the end or on SIGINT/SIGTERM, and the
@@ -150,17 +152,19 @@ fi
 
 if ((run_self_test)); then
 	# Each case must make the check that should catch it fail.
-	for c in network-label missing-remote-secret mesh-id late-cacerts gateway-address; do
+	for c in network-label missing-remote-secret mesh-id late-cacerts gateway-address config-webhook-address; do
+		ex=primary-remote-multi-network
 		case $c in
 		network-label) want="probe endpoint" ;;
 		missing-remote-secret) want="synced" ;;
 		mesh-id) want="mesh ID" ;;
 		late-cacerts) want="same root" ;;
 		gateway-address) want="gateway at" ;;
+		config-webhook-address) want="call the external istiod at an address" ex=external-control-plane ;;
 		esac
 		saved_pass=$total_pass saved_fail=$total_fail saved_skip=$total_skip
-		converge_one "self-test-$c" examples/primary-remote-multi-network/fleet.yaml -break "$c" \
-			-known "$(known_for primary-remote-multi-network)" >"$WORK/self-test-$c.out"
+		converge_one "self-test-$c" "examples/$ex/fleet.yaml" -break "$c" \
+			-known "$(known_for "$ex")" >"$WORK/self-test-$c.out"
 		total_pass=$saved_pass total_fail=$saved_fail total_skip=$saved_skip
 		if grep -q "^SKIP self-test-$c: .*$want" "$WORK/self-test-$c.out" && ! grep -q "^FAIL self-test-$c: .*$want" "$WORK/self-test-$c.out"; then
 			# The check already fails on today's output: this case cannot

@@ -11,7 +11,7 @@ import (
 
 // The negative cases: each breaks the mesh the way a real mistake would,
 // and names the check that must catch it (hack/converge.sh --self-test).
-var breakCases = []string{"network-label", "missing-remote-secret", "mesh-id", "late-cacerts", "gateway-address"}
+var breakCases = []string{"network-label", "missing-remote-secret", "mesh-id", "late-cacerts", "gateway-address", "config-webhook-address"}
 
 // BreakCatchers maps each case to the check (a substring of its name) that
 // must fail.
@@ -21,6 +21,9 @@ var BreakCatchers = map[string]string{
 	"mesh-id":               "mesh ID",
 	"late-cacerts":          "same root",
 	"gateway-address":       "gateway at",
+	// An external control plane's config cluster whose webhooks call
+	// another address than its ingress gateway's.
+	"config-webhook-address": "call the external istiod at an address",
 }
 
 func validBreak(b string) bool {
@@ -123,6 +126,21 @@ func (h *Harness) breakObjects(c *Cluster, objs []*unstructured.Unstructured) []
 			out = append(out, o)
 		}
 		return out
+	case "config-webhook-address":
+		// The config cluster's istiod EndpointSlice (remotePilotAddress)
+		// and webhook URLs name another address than the gateway's.
+		fc := h.fleet.Spec.Clusters[c.name]
+		x := h.fleet.Spec.Clusters[fc.ControlPlane]
+		if !fc.ConfigCluster || x == nil || x.IstiodGateway == nil {
+			return objs
+		}
+		addr := x.IstiodGateway.Address
+		for _, o := range objs {
+			switch o.GetKind() {
+			case "EndpointSlice", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "Service":
+				swapString(o.Object, addr, "203.0.113.254")
+			}
+		}
 	case "gateway-address":
 		// The gateway Service asks for another address than the fleet declares.
 		fc := h.fleet.Spec.Clusters[c.name]
@@ -146,4 +164,21 @@ func (h *Harness) breakObjects(c *Cluster, objs []*unstructured.Unstructured) []
 		}
 	}
 	return objs
+}
+
+// swapString replaces old by repl in every string of an object's tree.
+func swapString(v any, old, repl string) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, y := range x {
+			x[k] = swapString(y, old, repl)
+		}
+	case []any:
+		for i, y := range x {
+			x[i] = swapString(y, old, repl)
+		}
+	case string:
+		return strings.ReplaceAll(x, old, repl)
+	}
+	return v
 }

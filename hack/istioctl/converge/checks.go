@@ -35,16 +35,17 @@ func (h *Harness) checks(ctx context.Context) {
 	primaries := h.istiodList()
 	multiNetwork := h.networks() > 1
 
-	// Every remote-secret placeholder the output applied (some may be
-	// filled by now: the annotation stays).
+	// Every remote-secret placeholder the output applied, and an external
+	// control plane's istio-kubeconfig (some may be filled by now: the
+	// annotation stays).
 	for _, n := range h.names {
-		l, err := h.clusters[n].kc.CoreV1().Secrets("").List(ctx, metav1.ListOptions{LabelSelector: "istio/multiCluster=true"})
+		l, err := h.clusters[n].kc.CoreV1().Secrets("").List(ctx, metav1.ListOptions{})
 		if err != nil {
 			continue
 		}
 		for i := range l.Items {
 			s := &l.Items[i]
-			if s.Annotations["meshfleet.dev/placeholder"] == "" {
+			if s.Annotations["meshfleet.dev/placeholder"] == "" || (!isRemoteSecret(s) && !documentsCommand(s)) {
 				continue
 			}
 			_, _, problems := h.documentedCommand(s)
@@ -67,14 +68,23 @@ func (h *Harness) checks(ctx context.Context) {
 		}})
 	}
 	for _, ist := range primaries {
+		if h.outsideMesh(ist) {
+			continue // judged only by the one-root check below
+		}
 		ist := ist
-		id := "istiod " + ist.cluster.name + "/" + ist.name
-		for _, other := range h.names {
-			if other == ist.cluster.name {
-				continue
+		id := ist.id()
+		for _, other := range h.meshClusters() {
+			what := "cluster " + other
+			if other == ist.clusterID() {
+				if !ist.external() {
+					continue
+				}
+				// Its config cluster: listed by its cluster ID whatever
+				// API server it reads; the probe checks tell which.
+				what = "its config cluster " + other
 			}
 			other := other
-			cs = append(cs, check{id + " sees cluster " + other + " synced", func(ctx context.Context) (bool, string) {
+			cs = append(cs, check{id + " sees " + what + " synced", func(ctx context.Context) (bool, string) {
 				var cl []struct {
 					ID         string `json:"id"`
 					SyncStatus string `json:"syncStatus"`
@@ -101,12 +111,23 @@ func (h *Harness) checks(ctx context.Context) {
 			got, _ := dc["meshId"].(string)
 			return got == h.fleet.Spec.Mesh.ID, "its mesh config has defaultConfig.meshId " + fmt.Sprintf("%q", got)
 		}})
-		for _, n := range h.names {
+		for _, n := range h.meshClusters() {
 			n := n
 			fc := h.fleet.Spec.Clusters[n]
 			cs = append(cs, check{fmt.Sprintf("%s has cluster %s's probe endpoint with cluster ID %s and network %s", id, n, n, fc.Network), func(ctx context.Context) (bool, string) {
 				return ist.hasProbe(ctx, h, n, fc.Network)
 			}})
+		}
+		for _, n := range h.names {
+			if ist.external() && h.fleet.Spec.Clusters[n].Role == "external-controlplane" {
+				// An external istiod that took the cluster it runs in for
+				// its config cluster (istio-kubeconfig empty when it
+				// started) shows that cluster's probe endpoint.
+				n := n
+				cs = append(cs, check{fmt.Sprintf("%s does not read cluster %s, outside the mesh", id, n), func(ctx context.Context) (bool, string) {
+					return ist.lacksProbe(ctx, h, n)
+				}})
+			}
 		}
 		if multiNetwork {
 			for _, n := range h.names {
@@ -142,6 +163,11 @@ func (h *Harness) checks(ctx context.Context) {
 			cs = append(cs, check{"remote " + n + "'s remotePilotAddress is the address its primary's gateway got", func(ctx context.Context) (bool, string) {
 				return h.remotePilotAddress(ctx, c)
 			}})
+			if p := h.clusters[c.fc.ControlPlane]; p != nil && p.fc.Role == "external-controlplane" {
+				cs = append(cs, check{"webhooks of " + n + " call the external istiod at an address " + p.name + "'s gateway got, with the CA bundle it serves", func(ctx context.Context) (bool, string) {
+					return h.externalWebhooks(ctx, c, p)
+				}})
+			}
 		}
 	}
 	cs = append(cs, check{"every istiod and every cluster's istio-ca-root-cert carry the same root", func(ctx context.Context) (bool, string) {
@@ -376,9 +402,18 @@ func (h *Harness) injectorMeshID(ctx context.Context, c *Cluster) (bool, string)
 	if err != nil {
 		return false, err.Error()
 	}
+	// The injector of an external control plane's own istiod serves only
+	// that cluster's ingress gateway, outside the mesh (Istio's guide gives
+	// it no meshID either).
+	outside := map[string]bool{}
+	for _, ist := range h.istiodList() {
+		if ist.cluster == c && h.outsideMesh(ist) {
+			outside[ist.ns] = true
+		}
+	}
 	n := 0
 	for _, cm := range l.Items {
-		if !strings.HasPrefix(cm.Name, "istio-sidecar-injector") || cm.Data["values"] == "" {
+		if !strings.HasPrefix(cm.Name, "istio-sidecar-injector") || cm.Data["values"] == "" || outside[cm.Namespace] {
 			continue
 		}
 		n++
@@ -464,11 +499,27 @@ func (h *Harness) remotePilotAddress(ctx context.Context, c *Cluster) (bool, str
 	return true, ""
 }
 
+// istioNamespaces are the namespaces of the cluster's Istio installs that
+// exist: istio-system, and external-istiod, which an external control
+// plane's clusters use instead (or beside it).
+func (h *Harness) istioNamespaces(ctx context.Context, c *Cluster) []string {
+	var out []string
+	for _, ns := range []string{"istio-system", "external-istiod"} {
+		if _, err := c.kc.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err == nil {
+			out = append(out, ns)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{"istio-system"} // reported missing below
+	}
+	return out
+}
+
 func (h *Harness) sameRoot(ctx context.Context, istiods []*Istiod) (bool, string) {
 	roots := map[string][]string{}
 	for _, n := range h.names {
 		c := h.clusters[n]
-		for _, ns := range []string{"istio-system", probeNS} {
+		for _, ns := range append(h.istioNamespaces(ctx, c), probeNS) {
 			cm, err := c.kc.CoreV1().ConfigMaps(ns).Get(ctx, "istio-ca-root-cert", metav1.GetOptions{})
 			if err != nil {
 				return false, fmt.Sprintf("cluster %s has no ConfigMap %s/istio-ca-root-cert", n, ns)

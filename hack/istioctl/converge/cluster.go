@@ -43,6 +43,7 @@ type Cluster struct {
 	mapper     *restmapper.DeferredDiscoveryRESTMapper
 	saKey      *rsa.PrivateKey
 
+	startMu sync.Mutex // held while an istiod is looked up and started
 	mu      sync.Mutex
 	steps   []*Step
 	istiods map[string]*Istiod // by namespace/name of the Deployment

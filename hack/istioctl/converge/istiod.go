@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +32,29 @@ type Istiod struct {
 	startedAt time.Time
 	labels    map[string]string // its pod's labels
 	ready     bool
+	env       map[string]string // its container's environment, resolved
+}
+
+// clusterID is the cluster ID istiod runs as: CLUSTER_ID (an external
+// istiod runs as its config cluster), else the cluster it runs in.
+func (ist *Istiod) clusterID() string {
+	if id := ist.env["CLUSTER_ID"]; id != "" {
+		return id
+	}
+	return ist.cluster.name
+}
+
+// external: an external istiod (EXTERNAL_ISTIOD), whose config cluster is
+// another cluster, read through the kubeconfig it mounts.
+func (ist *Istiod) external() bool { return ist.env["EXTERNAL_ISTIOD"] == "true" }
+
+// id names it in check lines: cluster/name, with the namespace when it is
+// not istio-system (an external control plane runs two istiods).
+func (ist *Istiod) id() string {
+	if ist.ns != "istio-system" {
+		return "istiod " + ist.cluster.name + "/" + ist.ns + "/" + ist.name
+	}
+	return "istiod " + ist.cluster.name + "/" + ist.name
 }
 
 // The container ports istiod listens on and the flag that moves each.
@@ -45,6 +69,10 @@ var istiodPortFlags = map[int]string{
 // istiodPod runs (once) and judges the istiod of Deployment d.
 func (h *Harness) istiodPod(ctx context.Context, c *Cluster, d *appsv1.Deployment) (bool, string) {
 	key := d.Namespace + "/" + d.Name
+	// The stand-ins' loop and the driver both run the kubelet stand-in:
+	// one of them starts a Deployment's istiod, once.
+	c.startMu.Lock()
+	defer c.startMu.Unlock()
 	c.mu.Lock()
 	ist := c.istiods[key]
 	c.mu.Unlock()
@@ -95,8 +123,11 @@ func (h *Harness) startIstiod(ctx context.Context, c *Cluster, d *appsv1.Deploym
 			ct = x
 		}
 	}
+	// Named with the namespace: an external control plane's cluster runs
+	// two Deployments named istiod.
+	base := c.name + "-" + d.Namespace + "-" + d.Name
 	ist := &Istiod{cluster: c, ns: d.Namespace, name: d.Name, ports: map[int]int{}, startedAt: time.Now(),
-		root: filepath.Join(h.work, "istiod", c.name+"-"+d.Name), labels: d.Spec.Template.Labels}
+		root: filepath.Join(h.work, "istiod", base), labels: d.Spec.Template.Labels, env: map[string]string{}}
 	if err := os.MkdirAll(ist.root, 0o755); err != nil {
 		return nil, err
 	}
@@ -146,8 +177,30 @@ func (h *Harness) startIstiod(ctx context.Context, c *Cluster, d *appsv1.Deploym
 	if err := os.WriteFile(kc, kubeconfig(c.name, c.url, c.caPEM, tok), 0o600); err != nil {
 		return nil, err
 	}
+	// The ServiceAccount's token where the kubelet mounts it, and the
+	// in-cluster API server's address, as every pod has them: an external
+	// istiod reads its own cluster's remote secrets through them
+	// (LOCAL_CLUSTER_SECRET_WATCHER), while KUBECONFIG names its config
+	// cluster. The absolute path is seen only by this process (inCluster).
+	if !ptr.Deref(d.Spec.Template.Spec.AutomountServiceAccountToken, true) {
+		tok = ""
+	}
+	if tok != "" {
+		sadir := filepath.Join(ist.root, "var/run/secrets/kubernetes.io/serviceaccount")
+		if err := os.MkdirAll(sadir, 0o755); err != nil {
+			return nil, err
+		}
+		for name, b := range map[string][]byte{"token": []byte(tok), "ca.crt": c.caPEM, "namespace": []byte(d.Namespace)} {
+			if err := os.WriteFile(filepath.Join(sadir, name), b, 0o600); err != nil {
+				return nil, err
+			}
+		}
+	}
 	// Environment.
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + ist.root}
+	if u, err := url.Parse(c.url); err == nil && tok != "" {
+		env = append(env, "KUBERNETES_SERVICE_HOST="+u.Hostname(), "KUBERNETES_SERVICE_PORT="+u.Port())
+	}
 	for _, e := range ct.Env {
 		val := e.Value
 		if e.ValueFrom != nil {
@@ -169,6 +222,7 @@ func (h *Harness) startIstiod(ctx context.Context, c *Cluster, d *appsv1.Deploym
 			}
 		}
 		env = append(env, e.Name+"="+val)
+		ist.env[e.Name] = val
 	}
 	if !hasEnv(ct.Env, "KUBECONFIG") {
 		env = append(env, "KUBECONFIG="+kc)
@@ -184,8 +238,8 @@ func (h *Harness) startIstiod(ctx context.Context, c *Cluster, d *appsv1.Deploym
 		args = append(args, fmt.Sprintf("%s=127.0.0.1:%d", flag, p))
 	}
 	ist.http = fmt.Sprintf("127.0.0.1:%d", ist.ports[8080])
-	ist.log = filepath.Join(h.work, "istiod-"+c.name+"-"+d.Name+".log")
-	cmd := exec.CommandContext(ctx, filepath.Join(h.bin, "pilot-discovery"), args...)
+	ist.log = filepath.Join(h.work, "istiod-"+base+".log")
+	cmd := h.inCluster(ctx, ist.root, filepath.Join(h.bin, "pilot-discovery"), args)
 	cmd.Dir, cmd.Env = ist.root, env
 	if err := h.startLogged(cmd, ist.log); err != nil {
 		return nil, err
@@ -306,4 +360,27 @@ func (h *Harness) envFrom(ctx context.Context, c *Cluster, d *appsv1.Deployment,
 		return cm.Data[src.ConfigMapKeyRef.Key], nil
 	}
 	return "", fmt.Errorf("env source not stood in")
+}
+
+// inCluster is the command that runs bin with args as the kubelet runs a
+// container, as far as istiod can tell: in a mount namespace of its own
+// (unshare(1)), with /run (where /var/run points) bound to the pod's
+// var/run under root, so that the ServiceAccount token and the Secrets
+// mounted under /var/run are where the pod finds them. Nothing outside
+// that process sees the mount. Where unshare cannot make the namespace
+// (no CAP_SYS_ADMIN), it runs as it is and only the relative mounts exist.
+func (h *Harness) inCluster(ctx context.Context, root, bin string, args []string) *exec.Cmd {
+	h.unshareOnce.Do(func() {
+		h.unshareErr = exec.Command("unshare", "--mount", "--propagation", "private", "true").Run()
+		if h.unshareErr != nil {
+			h.logf("unshare --mount fails (%v): istiods run without /var/run mounts; an external istiod cannot read its own cluster's secrets", h.unshareErr)
+		}
+	})
+	run := filepath.Join(root, "var", "run")
+	if h.unshareErr != nil || os.MkdirAll(run, 0o755) != nil {
+		return exec.CommandContext(ctx, bin, args...)
+	}
+	// sh's positional parameters carry the paths and args unquoted.
+	script := `mount --bind "$1" /run && shift && exec "$@"`
+	return exec.CommandContext(ctx, "unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", script, "sh", run, bin}, args...)...)
 }

@@ -11,8 +11,8 @@
 //     gets applied, configured from that Deployment (istiod.go);
 //   - the controllers and people a real cluster has, where they matter to
 //     the mesh, stood in for in standins.go, and only there;
-//   - checks on what every istiod reports (checks.go): one line each, then
-//     `N passed, M failed`.
+//   - checks on what every istiod reports (checks.go; an external control
+//     plane's own in external.go): one line each, then `N passed, M failed`.
 //
 // Usage: converge -fleet fleet.json -rendered DIR -bin TOOLS_BIN [-break CASE]
 package main
@@ -69,9 +69,13 @@ type FleetCluster struct {
 	Network         string `json:"network"`
 	APIServer       string `json:"apiServer"`
 	ControlPlane    string `json:"controlPlane"`
+	ConfigCluster   bool   `json:"configCluster"`
 	EastWestGateway *struct {
 		Address string `json:"address"`
 	} `json:"eastWestGateway"`
+	IstiodGateway *struct {
+		Address string `json:"address"`
+	} `json:"istiodGateway"`
 }
 
 // Harness is one run.
@@ -93,6 +97,9 @@ type Harness struct {
 
 	mu      sync.Mutex
 	results []Result
+
+	unshareOnce sync.Once
+	unshareErr  error // unshare(1) cannot make a mount namespace here
 
 	mentionOnce sync.Once
 	mentionText string

@@ -27,18 +27,29 @@ package main
 //                      not on this machine. An istiod Deployment is run for real
 //                      (istiod.go) and is available when its /ready says
 //                      so. The istiod Service's EndpointSlice points at it.
+//                      Its pod's ServiceAccount token, ca.crt and
+//                      namespace are mounted where every pod has them,
+//                      /var/run/secrets/kubernetes.io/serviceaccount, with
+//                      KUBERNETES_SERVICE_HOST/PORT naming its local API
+//                      server, in a mount namespace of its own (unshare):
+//                      an external istiod reads its own cluster's remote
+//                      secrets with them.
 //   operator           a person filling placeholders: `cacerts` gets an
 //                      intermediate CA under the run's mesh root, and a
-//                      remote-secret placeholder gets the output of exactly
+//                      remote-secret placeholder, and an external control
+//                      plane's istio-kubeconfig, gets the output of exactly
 //                      the command its annotation documents (`istioctl
-//                      create-remote-secret ...`), run against the local
-//                      API server its --server maps to. A person is slower
+//                      create-remote-secret ...`, for the latter with
+//                      --type=config, as Istio's guide has it), run against
+//                      the local API server its --server maps to. A person is slower
 //                      than a controller: a placeholder is filled only
 //                      when the cluster's delivery has settled (a whole
 //                      tick in which nothing could be applied: it waits on
 //                      readiness, another cluster, or is done); with
 //                      installer istioctl the person also fills cacerts
-//                      before running istioctl, as its annotation asks.
+//                      (and istio-kubeconfig, waiting for the config
+//                      cluster's token) before running istioctl, as the
+//                      annotations and the IstioOperator files' headers ask.
 //                      This is deterministic: the kubelet stand-in runs
 //                      right after each apply, so an istiod whose
 //                      Deployment was applied has started before then.
@@ -101,6 +112,12 @@ func (h *Harness) note(c *Cluster, key, msg string) {
 	c.mu.Lock()
 	c.notes[key] = msg
 	c.mu.Unlock()
+}
+
+func (h *Harness) noteFor(c *Cluster, key string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.notes[key]
 }
 
 // ---- token controller -------------------------------------------------------
@@ -532,12 +549,37 @@ func (o *Operator) filledBeforeInstall(c *Cluster) (bool, string) {
 	if err != nil {
 		return false, "listing Secrets: " + err.Error()
 	}
+	var waiting []string
 	for _, s := range l.Items {
-		if isPlaceholder(&s) && !isRemoteSecret(&s) {
+		switch {
+		case !isPlaceholder(&s) || isRemoteSecret(&s):
+		case documentsCommand(&s):
+			// The external control plane's istio-kubeconfig: its istiod
+			// reads it only when it starts, so the person runs the
+			// documented command first, once the config cluster's
+			// account has its token.
+			if !o.fillRemoteSecret(ctx, c, &s) {
+				why := "the operator fills " + s.Namespace + "/" + s.Name + " first"
+				if n := o.h.noteFor(c, "Secret/"+s.Namespace+"/"+s.Name); n != "" {
+					why += ": " + n
+				}
+				waiting = append(waiting, why)
+			}
+		default:
 			o.fillCA(ctx, c, &s)
 		}
 	}
+	if len(waiting) > 0 {
+		return false, strings.Join(waiting, "; ")
+	}
 	return true, ""
+}
+
+// documentsCommand: a placeholder filled with the output of the istioctl
+// command its annotation documents (`istioctl create-remote-secret`, also
+// with --type=config for an external control plane's istio-kubeconfig).
+func documentsCommand(s *corev1.Secret) bool {
+	return strings.Contains(s.Annotations["meshfleet.dev/placeholder"], "istioctl create-remote-secret")
 }
 
 func isPlaceholder(s *corev1.Secret) bool {
@@ -566,7 +608,7 @@ func (o *Operator) fill(ctx context.Context, c *Cluster) {
 		}
 		o.mu.Unlock()
 		_ = first
-		if isRemoteSecret(&s) {
+		if isRemoteSecret(&s) || documentsCommand(&s) {
 			o.fillRemoteSecret(ctx, c, &s)
 			continue
 		}
@@ -621,13 +663,14 @@ func (o *Operator) fillCA(ctx context.Context, c *Cluster, s *corev1.Secret) {
 
 // fillRemoteSecret runs the command the placeholder documents, with its
 // --server mapped to the local API server of the fleet cluster that has
-// that apiServer, against that cluster, and applies its output to c.
-func (o *Operator) fillRemoteSecret(ctx context.Context, c *Cluster, s *corev1.Secret) {
+// that apiServer, against that cluster, and applies its output to c. It
+// reports whether the placeholder holds keys now.
+func (o *Operator) fillRemoteSecret(ctx context.Context, c *Cluster, s *corev1.Secret) bool {
 	key := c.name + "/" + s.Namespace + "/" + s.Name
 	target, args, problems := o.h.documentedCommand(s)
 	o.setCommand(key, strings.Join(problems, "; "))
 	if target == nil {
-		return
+		return false
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -639,22 +682,28 @@ func (o *Operator) fillRemoteSecret(ctx context.Context, c *Cluster, s *corev1.S
 			msg = lastLines(string(ee.Stderr), 2)
 		}
 		o.h.note(c, "Secret/"+s.Namespace+"/"+s.Name, "the operator's `istioctl "+strings.Join(args, " ")+"` against "+target.name+" fails: "+msg)
-		return
+		return false
 	}
 	objs, err := decodeObjects(out)
 	if err != nil || len(objs) == 0 {
-		return
+		return false
 	}
 	for _, u := range objs {
+		if u.GetKind() == "Secret" && u.GetName() != s.Name {
+			// Applied as it is: the placeholder stays empty, as it would.
+			o.h.note(c, "Secret/"+s.Namespace+"/"+s.Name, "the operator's command makes Secret "+u.GetName()+", not "+s.Name)
+		}
 		if err := o.h.applyAs(ctx, c, u, s.Namespace, "operator"); err != nil {
 			o.h.note(c, "Secret/"+s.Namespace+"/"+s.Name, "applying the operator's remote secret: "+err.Error())
-			return
+			return false
 		}
 	}
 	o.mu.Lock()
 	o.done[key] = true
 	o.mu.Unlock()
 	o.h.logf("cluster %s: operator: filled %s/%s with `istioctl %s`", c.name, s.Namespace, s.Name, strings.Join(args, " "))
+	cur, err := c.kc.CoreV1().Secrets(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
+	return err == nil && len(cur.Data) > 0
 }
 
 // documentedCommand reads the command a remote-secret placeholder
