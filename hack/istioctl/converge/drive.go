@@ -283,7 +283,17 @@ func (h *Harness) sailStep(c *Cluster, ist *unstructured.Unstructured, tags map[
 	if rev != "default" {
 		values["revision"] = rev
 	}
-	if profile != "" {
+	// Sail's own profiles (resources/<version>/profiles): each sets the
+	// chart's profile of its name, except empty and default, which set
+	// none, and openshift, which sets global.platform instead.
+	switch profile {
+	case "", "default", "empty":
+	case "openshift":
+		setIfAbsent(values, "openshift", "global", "platform")
+	case "openshift-ambient":
+		setIfAbsent(values, "ambient", "profile")
+		setIfAbsent(values, "openshift", "global", "platform")
+	default:
 		values["profile"] = profile
 	}
 	g, _ := values["global"].(map[string]any)
@@ -450,4 +460,21 @@ func (h *Harness) readiness(ctx context.Context, c *Cluster, o *unstructured.Uns
 		return ""
 	}
 	return fmt.Sprintf("%s %s (%s)", objKey(u), r.Status, r.Message)
+}
+
+// setIfAbsent sets values[path...] to v unless the user's values set it
+// (Sail's profile values lie under the Istio's spec.values).
+func setIfAbsent(values map[string]any, v any, path ...string) {
+	m := values
+	for _, k := range path[:len(path)-1] {
+		n, _ := m[k].(map[string]any)
+		if n == nil {
+			n = map[string]any{}
+			m[k] = n
+		}
+		m = n
+	}
+	if _, ok := m[path[len(path)-1]]; !ok {
+		m[path[len(path)-1]] = v
+	}
 }
