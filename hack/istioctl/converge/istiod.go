@@ -373,14 +373,14 @@ func (h *Harness) inCluster(ctx context.Context, root, bin string, args []string
 	h.unshareOnce.Do(func() {
 		h.unshareErr = exec.Command("unshare", "--mount", "--propagation", "private", "true").Run()
 		if h.unshareErr != nil {
-			h.logf("unshare --mount fails (%v): istiods run without /var/run mounts; an external istiod cannot read its own cluster's secrets", h.unshareErr)
+			fmt.Printf("unshare --mount fails here (%v): istiods run without their /var/run mounts, and an external istiod cannot read its own cluster's remote secrets\n", h.unshareErr)
 		}
 	})
 	run := filepath.Join(root, "var", "run")
 	if h.unshareErr != nil || os.MkdirAll(run, 0o755) != nil {
 		return exec.CommandContext(ctx, bin, args...)
 	}
-	// sh's positional parameters carry the paths and args unquoted.
+	// The paths and args reach sh as positional parameters: no quoting.
 	script := `mount --bind "$1" /run && shift && exec "$@"`
 	return exec.CommandContext(ctx, "unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", script, "sh", run, bin}, args...)...)
 }
