@@ -126,13 +126,29 @@ func (h *Harness) advance(ctx context.Context, c *Cluster, s *Step) {
 			return
 		}
 		var notReady []string
+		worst := "Healthy"
 		for _, o := range s.objs {
-			if msg := h.readiness(ctx, c, o, s.ns); msg != "" {
+			var msg string
+			if s.argo {
+				var st string
+				st, msg = h.argoReadiness(ctx, c, o, s.ns)
+				if argoWorse(worst, st) {
+					worst = st
+				}
+			} else {
+				msg = h.readiness(ctx, c, o, s.ns)
+			}
+			if msg != "" {
 				notReady = append(notReady, msg)
 				if strings.HasSuffix(msg, " is gone") {
 					// Flux and Argo CD (selfHeal) apply it again.
 					_ = h.applyOne(ctx, c, o, s.ns)
 				}
+			}
+		}
+		if s.argo && len(notReady) == 0 {
+			if msg := h.argoAppHealthy(s, worst); msg != "" {
+				notReady = append(notReady, msg)
 			}
 		}
 		for _, o := range s.objs {

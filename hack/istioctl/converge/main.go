@@ -81,7 +81,8 @@ type Harness struct {
 	bin      string
 	work     string
 	brk      string
-	delivery string // flux, argocd or none
+	delivery string  // flux, argocd or none
+	argoCM   *ArgoCM // Argo CD's health customizations (argohealth.go)
 
 	stepTimeout  time.Duration
 	checkTimeout time.Duration

@@ -26,6 +26,7 @@ type Step struct {
 	pre     func() (bool, string) // optional: a person's step before this one (fill placeholders)
 	readyFn func() string         // optional: extra readiness ("" when ready), for stood-in controllers
 	health  []HealthExpr          // Flux healthCheckExprs
+	argo    bool                  // readiness is Argo CD health (argohealth.go), not kstatus
 
 	state    string // pending, applied, ready, failed
 	objs     []*unstructured.Unstructured
@@ -173,6 +174,12 @@ func (h *Harness) planArgo(c *Cluster) error {
 	if err != nil {
 		return fmt.Errorf("argocd: %w", err)
 	}
+	if h.argoCM == nil {
+		if h.argoCM, err = readArgoCM(filepath.Join(h.rendered, "argocd")); err != nil {
+			return fmt.Errorf("argocd-cm: %w", err)
+		}
+	}
+	_, appHealth := h.argoCM.script(&unstructured.Unstructured{Object: map[string]any{"apiVersion": "argoproj.io/v1alpha1", "kind": "Application"}})
 	base := h.fleet.Spec.Delivery.ArgoCD.Path
 	waves := map[int][]*Step{}
 	for _, o := range objs {
@@ -185,7 +192,9 @@ func (h *Harness) planArgo(c *Cluster) error {
 		}
 		w, _ := strconv.Atoi(o.GetAnnotations()["argocd.argoproj.io/sync-wave"])
 		dns, _, _ := unstructured.NestedString(o.Object, "spec", "destination", "namespace")
-		s := &Step{Name: "Argo CD Application " + o.GetName(), wait: true, ns: dns}
+		// The app-of-apps waits for a wave's Applications to be healthy
+		// only with an Application health script in argocd-cm.
+		s := &Step{Name: "Argo CD Application " + o.GetName(), wait: appHealth, argo: true, ns: dns}
 		var sources []map[string]any
 		if src, ok, _ := unstructured.NestedMap(o.Object, "spec", "source"); ok {
 			sources = append(sources, src)
