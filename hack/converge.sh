@@ -78,7 +78,7 @@ if [[ -n ${MESHFLEET_TOOLS_BIN:-} ]]; then
 else
 	BIN=$(bash hack/build-tools.sh)
 fi
-for t in etcd kube-apiserver istioctl kustomize pilot-discovery converge; do
+for t in etcd kube-apiserver istioctl kustomize pilot-discovery cert-manager-controller converge; do
 	[[ -x $BIN/$t ]] || { log "missing $BIN/$t (hack/build-tools.sh builds it)"; exit 1; }
 done
 go build -o "$WORK/meshfleet" . && go build -o "$WORK/fleetinfo" ./hack/fleetinfo

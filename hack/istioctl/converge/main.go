@@ -55,6 +55,15 @@ type Fleet struct {
 				Path string `json:"path"`
 			} `json:"argocd"`
 		} `json:"delivery"`
+		CA struct {
+			CertManager *struct {
+				Issuer struct {
+					Name  string `json:"name"`
+					Kind  string `json:"kind"`
+					Group string `json:"group"`
+				} `json:"issuer"`
+			} `json:"certManager"`
+		} `json:"ca"`
 		Secrets struct {
 			Provider  string `json:"provider"`
 			KeyPrefix string `json:"keyPrefix"`
@@ -214,6 +223,14 @@ func (h *Harness) run(ctx context.Context, known []knownFinding) int {
 		return 1
 	}
 	h.ops = newOperator(h)
+	if h.fleet.Spec.CA.CertManager != nil {
+		for _, n := range h.names {
+			if err := h.startCertManager(ctx, h.clusters[n]); err != nil {
+				fmt.Printf("FAIL setup: cluster %s: cert-manager: %v\n0 passed, 1 failed\n", n, err)
+				return 1
+			}
+		}
+	}
 	for _, n := range h.names {
 		c := h.clusters[n]
 		if err := h.plan(c); err != nil {
