@@ -9,10 +9,13 @@
 #
 # For each fleet it renders the output with meshfleet, starts one etcd and
 # kube-apiserver per cluster on 127.0.0.1, applies every cluster's output in
-# its delivery's order (Flux Kustomizations by dependsOn and wait, Argo CD
-# Applications by sync wave, or the README's order for output applied by
-# hand, with `istioctl manifest generate` of the istioctl/ files), runs a
-# real istiod (pilot-discovery) for every istiod Deployment, and checks
+# its delivery's order (Flux Kustomizations by dependsOn and wait, judged by
+# kstatus; Argo CD Applications by sync wave, judged by Argo CD's health
+# with the argocd-cm Lua health scripts the output renders; or the README's
+# order for output applied by hand, with `istioctl manifest generate` of the
+# istioctl/ files), runs cert-manager's controllers for a fleet with
+# ca.certManager, runs a real istiod (pilot-discovery) for every istiod
+# Deployment, and checks
 # what every istiod reports: every other cluster synced, the webhooks
 # patched, a probe Service of every cluster with the right cluster ID and
 # network, every network's gateway at the declared address, the remotes'

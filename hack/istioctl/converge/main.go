@@ -3,10 +3,13 @@
 // render` wrote for it, and shows whether the mesh comes up:
 //
 //   - one etcd and one kube-apiserver per cluster, on 127.0.0.1;
-//   - each cluster's output applied in its delivery's order (flux.go,
-//     argocd.go, plan.go), objects made by Istio's real charts (charts.go)
-//     or by `istioctl manifest generate`, readiness computed with kstatus
-//     as Flux computes it, every wait bounded;
+//   - each cluster's output applied in its delivery's order (plan.go,
+//     drive.go), objects made by Istio's real charts (charts.go) or by
+//     `istioctl manifest generate`, readiness computed with kstatus as Flux
+//     computes it, or as Argo CD's health with argocd-cm's Lua scripts
+//     (argohealth.go), every wait bounded;
+//   - with ca.certManager, cert-manager's real controllers and the fleet's
+//     issuer (certmanager.go);
 //   - a real istiod (pilot-discovery) for every istiod Deployment that
 //     gets applied, configured from that Deployment (istiod.go);
 //   - the controllers and people a real cluster has, where they matter to
