@@ -32,7 +32,8 @@
 # The self-test breaks examples/primary-remote-multi-network on purpose
 # (hack/istioctl/converge/break.go: a wrong network label, a missing remote
 # secret, a mismatched meshID, cacerts filled only after istiod started, a
-# gateway Service that asks for another address) and checks that each is
+# gateway Service that asks for another address), and examples/argocd-helm
+# with argocd-cm's Secret health check left out, and checks that each is
 # caught by the check that should catch it.
 #
 # Tools come from hack/build-tools.sh (cached), or from $MESHFLEET_TOOLS_BIN.
@@ -153,17 +154,19 @@ fi
 
 if ((run_self_test)); then
 	# Each case must make the check that should catch it fail.
-	for c in network-label missing-remote-secret mesh-id late-cacerts gateway-address; do
+	for c in network-label missing-remote-secret mesh-id late-cacerts gateway-address argocd-secret-health; do
+		ex=primary-remote-multi-network
 		case $c in
 		network-label) want="probe endpoint" ;;
 		missing-remote-secret) want="synced" ;;
 		mesh-id) want="mesh ID" ;;
 		late-cacerts) want="same root" ;;
 		gateway-address) want="gateway at" ;;
+		argocd-secret-health) want="same root" ex=argocd-helm ;;
 		esac
 		saved_pass=$total_pass saved_fail=$total_fail saved_skip=$total_skip
-		converge_one "self-test-$c" examples/primary-remote-multi-network/fleet.yaml -break "$c" \
-			-known "$(known_for primary-remote-multi-network)" >"$WORK/self-test-$c.out"
+		converge_one "self-test-$c" examples/$ex/fleet.yaml -break "$c" \
+			-known "$(known_for $ex)" >"$WORK/self-test-$c.out"
 		total_pass=$saved_pass total_fail=$saved_fail total_skip=$saved_skip
 		if grep -q "^SKIP self-test-$c: .*$want" "$WORK/self-test-$c.out" && ! grep -q "^FAIL self-test-$c: .*$want" "$WORK/self-test-$c.out"; then
 			# The check already fails on today's output: this case cannot
