@@ -148,7 +148,13 @@ if ((run_examples)); then
 	for ex in "${examples[@]}"; do
 		f=$(ls examples/"$ex"/fleet.* 2>/dev/null | head -1)
 		[[ -n $f ]] || { echo "FAIL $ex: no examples/$ex/fleet.*"; total_fail=$((total_fail + 1)); continue; }
-		converge_one "$ex" "$f" -known "$(known_for "$ex")"
+		plugin=()
+		if grep -qs '^kind: ConfigManagementPlugin' examples/"$ex"/*.yaml; then
+			# Argo CD renders it with the meshfleet plugin: one
+			# Application per cluster, synced by sync wave.
+			plugin=(-argocd-plugin "$ROOT/examples/$ex" -meshfleet "$WORK/meshfleet")
+		fi
+		converge_one "$ex" "$f" -known "$(known_for "$ex")" "${plugin[@]}"
 	done
 fi
 

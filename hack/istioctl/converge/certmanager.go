@@ -48,6 +48,9 @@ func (h *Harness) startCertManager(ctx context.Context, c *Cluster) error {
 	if err := h.apply(ctx, c, objs, ""); err != nil {
 		return fmt.Errorf("cert-manager's CRDs: %w", err)
 	}
+	if err := h.waitCRDs(ctx, c, objs); err != nil {
+		return err
+	}
 	ns := certManagerNS
 	if kind == "Issuer" {
 		if c.fc.Role != "primary" {

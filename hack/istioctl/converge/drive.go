@@ -146,7 +146,7 @@ func (h *Harness) advance(ctx context.Context, c *Cluster, s *Step) {
 				}
 			}
 		}
-		if s.argo && len(notReady) == 0 {
+		if s.argoApp && len(notReady) == 0 {
 			if msg := h.argoAppHealthy(s, worst); msg != "" {
 				notReady = append(notReady, msg)
 			}
@@ -166,7 +166,7 @@ func (h *Harness) advance(ctx context.Context, c *Cluster, s *Step) {
 				s.state, s.waiting = "failed", ch.Name+" failed: "+ch.waiting
 				return
 			}
-			if !ch.ready() {
+			if !ch.ready() && !ch.noArgoHealth {
 				notReady = append(notReady, ch.Name+" not ready")
 			}
 		}
@@ -228,6 +228,10 @@ func (h *Harness) consume(c *Cluster, s *Step, objs []*unstructured.Unstructured
 		case group == "sailoperator.io" && o.GetKind() == "Istio":
 			ch := h.sailStep(c, o, tags)
 			ch.parent = s
+			// Argo CD has no health check for an Istio (none built in):
+			// unless argocd-cm has one, it does not hold the wave.
+			_, script := h.argoCM.script(o)
+			ch.noArgoHealth = s.argo && !script
 			children = append(children, ch)
 		case group == "sailoperator.io":
 			// IstioRevisionTag: read above; IstioCNI: not stood in.

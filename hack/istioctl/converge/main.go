@@ -96,6 +96,8 @@ type Harness struct {
 	delivery string  // flux, argocd or none
 	argoCM   *ArgoCM // Argo CD's health customizations (argohealth.go)
 
+	pluginDir, meshfleet string // -argocd-plugin, -meshfleet
+
 	stepTimeout  time.Duration
 	checkTimeout time.Duration
 
@@ -128,6 +130,8 @@ func main() {
 		work      = flag.String("work", "", "work directory (default: a new temporary one, removed at the end)")
 		brk       = flag.String("break", "", "negative case to inject: "+strings.Join(breakCases, ", "))
 		delivery  = flag.String("delivery", "", "flux, argocd or none (default: flux when rendered, else argocd when rendered, else none)")
+		plugin    = flag.String("argocd-plugin", "", "directory an Argo CD Application per cluster renders with the meshfleet plugin (`meshfleet cmp`, run there as Argo CD runs it); its argocd-cm patch gives the health checks")
+		meshfleet = flag.String("meshfleet", "", "the meshfleet binary, for -argocd-plugin")
 		stepTO    = flag.Duration("step-timeout", 90*time.Second, "bound on each apply step's readiness")
 		checkTO   = flag.Duration("check-timeout", 45*time.Second, "bound on each check")
 		known     = flag.String("known", "", "file of known findings: lines `CHECK-PREFIX<TAB>reason`; a failing check that matches is reported as SKIP with the reason")
@@ -168,6 +172,13 @@ func main() {
 	}
 	sort.Strings(h.names)
 	h.delivery = *delivery
+	if *plugin != "" {
+		if *meshfleet == "" {
+			fmt.Fprintln(os.Stderr, "converge: -argocd-plugin needs -meshfleet")
+			os.Exit(2)
+		}
+		h.delivery, h.pluginDir, h.meshfleet = "argocd-plugin", *plugin, *meshfleet
+	}
 	if h.delivery == "" {
 		h.delivery = "none"
 		if isDir(filepath.Join(h.rendered, "flux")) {
