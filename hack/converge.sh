@@ -9,10 +9,13 @@
 #
 # For each fleet it renders the output with meshfleet, starts one etcd and
 # kube-apiserver per cluster on 127.0.0.1, applies every cluster's output in
-# its delivery's order (Flux Kustomizations by dependsOn and wait, Argo CD
-# Applications by sync wave, or the README's order for output applied by
-# hand, with `istioctl manifest generate` of the istioctl/ files), runs a
-# real istiod (pilot-discovery) for every istiod Deployment, and checks
+# its delivery's order (Flux Kustomizations by dependsOn and wait, judged by
+# kstatus; Argo CD Applications by sync wave, judged by Argo CD's health
+# with the argocd-cm Lua health scripts the output renders; or the README's
+# order for output applied by hand, with `istioctl manifest generate` of the
+# istioctl/ files), runs cert-manager's controllers for a fleet with
+# ca.certManager, runs a real istiod (pilot-discovery) for every istiod
+# Deployment, and checks
 # what every istiod reports: every other cluster synced, the webhooks
 # patched, a probe Service of every cluster with the right cluster ID and
 # network, every network's gateway at the declared address, the remotes'
@@ -32,7 +35,8 @@
 # The self-test breaks examples/primary-remote-multi-network on purpose
 # (hack/istioctl/converge/break.go: a wrong network label, a missing remote
 # secret, a mismatched meshID, cacerts filled only after istiod started, a
-# gateway Service that asks for another address), and
+# gateway Service that asks for another address), examples/argocd-helm
+# with argocd-cm's Secret health check left out, and
 # examples/external-control-plane (the config cluster's webhooks call
 # another address than the external istiod's gateway), and checks that
 # each is caught by the check that should catch it.
@@ -83,7 +87,7 @@ if [[ -n ${MESHFLEET_TOOLS_BIN:-} ]]; then
 else
 	BIN=$(bash hack/build-tools.sh)
 fi
-for t in etcd kube-apiserver istioctl kustomize pilot-discovery converge; do
+for t in etcd kube-apiserver istioctl kustomize pilot-discovery cert-manager-controller converge; do
 	[[ -x $BIN/$t ]] || { log "missing $BIN/$t (hack/build-tools.sh builds it)"; exit 1; }
 done
 go build -o "$WORK/meshfleet" . && go build -o "$WORK/fleetinfo" ./hack/fleetinfo
@@ -149,13 +153,19 @@ if ((run_examples)); then
 	for ex in "${examples[@]}"; do
 		f=$(ls examples/"$ex"/fleet.* 2>/dev/null | head -1)
 		[[ -n $f ]] || { echo "FAIL $ex: no examples/$ex/fleet.*"; total_fail=$((total_fail + 1)); continue; }
-		converge_one "$ex" "$f" -known "$(known_for "$ex")"
+		plugin=()
+		if grep -qs '^kind: ConfigManagementPlugin' examples/"$ex"/*.yaml; then
+			# Argo CD renders it with the meshfleet plugin: one
+			# Application per cluster, synced by sync wave.
+			plugin=(-argocd-plugin "$ROOT/examples/$ex" -meshfleet "$WORK/meshfleet")
+		fi
+		converge_one "$ex" "$f" -known "$(known_for "$ex")" "${plugin[@]}"
 	done
 fi
 
 if ((run_self_test)); then
 	# Each case must make the check that should catch it fail.
-	for c in network-label missing-remote-secret mesh-id late-cacerts gateway-address config-webhook-address; do
+	for c in network-label missing-remote-secret mesh-id late-cacerts gateway-address argocd-secret-health config-webhook-address; do
 		ex=primary-remote-multi-network
 		case $c in
 		network-label) want="probe endpoint" ;;
@@ -163,6 +173,7 @@ if ((run_self_test)); then
 		mesh-id) want="mesh ID" ;;
 		late-cacerts) want="same root" ;;
 		gateway-address) want="gateway at" ;;
+		argocd-secret-health) want="same root" ex=argocd-helm ;;
 		config-webhook-address) want="call the external istiod at an address" ex=external-control-plane ;;
 		esac
 		saved_pass=$total_pass saved_fail=$total_fail saved_skip=$total_skip

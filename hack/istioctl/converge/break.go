@@ -7,11 +7,12 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
 )
 
 // The negative cases: each breaks the mesh the way a real mistake would,
 // and names the check that must catch it (hack/converge.sh --self-test).
-var breakCases = []string{"network-label", "missing-remote-secret", "mesh-id", "late-cacerts", "gateway-address", "config-webhook-address"}
+var breakCases = []string{"network-label", "missing-remote-secret", "mesh-id", "late-cacerts", "gateway-address", "argocd-secret-health", "config-webhook-address"}
 
 // BreakCatchers maps each case to the check (a substring of its name) that
 // must fail.
@@ -21,6 +22,9 @@ var BreakCatchers = map[string]string{
 	"mesh-id":               "mesh ID",
 	"late-cacerts":          "same root",
 	"gateway-address":       "gateway at",
+	// Run on an Argo CD fleet: argocd-cm without the Secret health check
+	// no longer holds the control-plane wave until cacerts is filled.
+	"argocd-secret-health": "same root",
 	// An external control plane's config cluster whose webhooks call
 	// another address than its ingress gateway's.
 	"config-webhook-address": "call the external istiod at an address",
@@ -55,6 +59,9 @@ func (h *Harness) victim() (victim, primary string) {
 
 // applyBreak changes the rendered tree, for the cases that are edits of it.
 func (h *Harness) applyBreak() error {
+	if h.brk == "argocd-secret-health" {
+		return h.dropArgoSecretHealth()
+	}
 	if h.brk != "mesh-id" {
 		return nil
 	}
@@ -181,4 +188,47 @@ func swapString(v any, old, repl string) any {
 		return strings.ReplaceAll(x, old, repl)
 	}
 	return v
+}
+
+// dropArgoSecretHealth removes the Secret health check from the argocd-cm
+// the output renders, as if the person merging it had left it out.
+func (h *Harness) dropArgoSecretHealth() error {
+	files, _ := filepath.Glob(filepath.Join(h.rendered, "argocd", "*.yaml"))
+	const key = "resource.customizations.health.Secret"
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		objs, err := decodeObjects(b)
+		if err != nil {
+			return err
+		}
+		var out []byte
+		hit := false
+		for _, o := range objs {
+			if o.GetKind() == "ConfigMap" && o.GetName() == "argocd-cm" {
+				if _, ok, _ := unstructured.NestedString(o.Object, "data", key); ok {
+					unstructured.RemoveNestedField(o.Object, "data", key)
+					hit = true
+					n++
+				}
+			}
+			y, err := yaml.Marshal(o.Object)
+			if err != nil {
+				return err
+			}
+			out = append(append(out, "---\n"...), y...)
+		}
+		if hit {
+			if err := os.WriteFile(f, out, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("no argocd-cm with %s under argocd/", key)
+	}
+	return nil
 }

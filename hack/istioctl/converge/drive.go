@@ -126,13 +126,29 @@ func (h *Harness) advance(ctx context.Context, c *Cluster, s *Step) {
 			return
 		}
 		var notReady []string
+		worst := "Healthy"
 		for _, o := range s.objs {
-			if msg := h.readiness(ctx, c, o, s.ns); msg != "" {
+			var msg string
+			if s.argo {
+				var st string
+				st, msg = h.argoReadiness(ctx, c, o, s.ns)
+				if argoWorse(worst, st) {
+					worst = st
+				}
+			} else {
+				msg = h.readiness(ctx, c, o, s.ns)
+			}
+			if msg != "" {
 				notReady = append(notReady, msg)
 				if strings.HasSuffix(msg, " is gone") {
 					// Flux and Argo CD (selfHeal) apply it again.
 					_ = h.applyOne(ctx, c, o, s.ns)
 				}
+			}
+		}
+		if s.argoApp && len(notReady) == 0 {
+			if msg := h.argoAppHealthy(s, worst); msg != "" {
+				notReady = append(notReady, msg)
 			}
 		}
 		for _, o := range s.objs {
@@ -150,7 +166,7 @@ func (h *Harness) advance(ctx context.Context, c *Cluster, s *Step) {
 				s.state, s.waiting = "failed", ch.Name+" failed: "+ch.waiting
 				return
 			}
-			if !ch.ready() {
+			if !ch.ready() && !ch.noArgoHealth {
 				notReady = append(notReady, ch.Name+" not ready")
 			}
 		}
@@ -212,6 +228,10 @@ func (h *Harness) consume(c *Cluster, s *Step, objs []*unstructured.Unstructured
 		case group == "sailoperator.io" && o.GetKind() == "Istio":
 			ch := h.sailStep(c, o, tags)
 			ch.parent = s
+			// Argo CD has no health check for an Istio (none built in):
+			// unless argocd-cm has one, it does not hold the wave.
+			_, script := h.argoCM.script(o)
+			ch.noArgoHealth = s.argo && !script
 			children = append(children, ch)
 		case group == "sailoperator.io":
 			// IstioRevisionTag: read above; IstioCNI: not stood in.

@@ -3,10 +3,13 @@
 // render` wrote for it, and shows whether the mesh comes up:
 //
 //   - one etcd and one kube-apiserver per cluster, on 127.0.0.1;
-//   - each cluster's output applied in its delivery's order (flux.go,
-//     argocd.go, plan.go), objects made by Istio's real charts (charts.go)
-//     or by `istioctl manifest generate`, readiness computed with kstatus
-//     as Flux computes it, every wait bounded;
+//   - each cluster's output applied in its delivery's order (plan.go,
+//     drive.go), objects made by Istio's real charts (charts.go) or by
+//     `istioctl manifest generate`, readiness computed with kstatus as Flux
+//     computes it, or as Argo CD's health with argocd-cm's Lua scripts
+//     (argohealth.go), every wait bounded;
+//   - with ca.certManager, cert-manager's real controllers and the fleet's
+//     issuer (certmanager.go);
 //   - a real istiod (pilot-discovery) for every istiod Deployment that
 //     gets applied, configured from that Deployment (istiod.go);
 //   - the controllers and people a real cluster has, where they matter to
@@ -55,6 +58,15 @@ type Fleet struct {
 				Path string `json:"path"`
 			} `json:"argocd"`
 		} `json:"delivery"`
+		CA struct {
+			CertManager *struct {
+				Issuer struct {
+					Name  string `json:"name"`
+					Kind  string `json:"kind"`
+					Group string `json:"group"`
+				} `json:"issuer"`
+			} `json:"certManager"`
+		} `json:"ca"`
 		Secrets struct {
 			Provider  string `json:"provider"`
 			KeyPrefix string `json:"keyPrefix"`
@@ -85,7 +97,10 @@ type Harness struct {
 	bin      string
 	work     string
 	brk      string
-	delivery string // flux, argocd or none
+	delivery string  // flux, argocd or none
+	argoCM   *ArgoCM // Argo CD's health customizations (argohealth.go)
+
+	pluginDir, meshfleet string // -argocd-plugin, -meshfleet
 
 	stepTimeout  time.Duration
 	checkTimeout time.Duration
@@ -122,6 +137,8 @@ func main() {
 		work      = flag.String("work", "", "work directory (default: a new temporary one, removed at the end)")
 		brk       = flag.String("break", "", "negative case to inject: "+strings.Join(breakCases, ", "))
 		delivery  = flag.String("delivery", "", "flux, argocd or none (default: flux when rendered, else argocd when rendered, else none)")
+		plugin    = flag.String("argocd-plugin", "", "directory an Argo CD Application per cluster renders with the meshfleet plugin (`meshfleet cmp`, run there as Argo CD runs it); its argocd-cm patch gives the health checks")
+		meshfleet = flag.String("meshfleet", "", "the meshfleet binary, for -argocd-plugin")
 		stepTO    = flag.Duration("step-timeout", 90*time.Second, "bound on each apply step's readiness")
 		checkTO   = flag.Duration("check-timeout", 45*time.Second, "bound on each check")
 		known     = flag.String("known", "", "file of known findings: lines `CHECK-PREFIX<TAB>reason`; a failing check that matches is reported as SKIP with the reason")
@@ -162,6 +179,13 @@ func main() {
 	}
 	sort.Strings(h.names)
 	h.delivery = *delivery
+	if *plugin != "" {
+		if *meshfleet == "" {
+			fmt.Fprintln(os.Stderr, "converge: -argocd-plugin needs -meshfleet")
+			os.Exit(2)
+		}
+		h.delivery, h.pluginDir, h.meshfleet = "argocd-plugin", *plugin, *meshfleet
+	}
 	if h.delivery == "" {
 		h.delivery = "none"
 		if isDir(filepath.Join(h.rendered, "flux")) {
@@ -220,6 +244,14 @@ func (h *Harness) run(ctx context.Context, known []knownFinding) int {
 		return 1
 	}
 	h.ops = newOperator(h)
+	if h.fleet.Spec.CA.CertManager != nil {
+		for _, n := range h.names {
+			if err := h.startCertManager(ctx, h.clusters[n]); err != nil {
+				fmt.Printf("FAIL setup: cluster %s: cert-manager: %v\n0 passed, 1 failed\n", n, err)
+				return 1
+			}
+		}
+	}
 	for _, n := range h.names {
 		c := h.clusters[n]
 		if err := h.plan(c); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -26,6 +27,11 @@ type Step struct {
 	pre     func() (bool, string) // optional: a person's step before this one (fill placeholders)
 	readyFn func() string         // optional: extra readiness ("" when ready), for stood-in controllers
 	health  []HealthExpr          // Flux healthCheckExprs
+	argo    bool                  // readiness is Argo CD health (argohealth.go), not kstatus
+	argoApp bool                  // an app-of-apps' Application: its wave also needs the Application health script
+	// noArgoHealth: a stood-in controller's object Argo CD has no health
+	// for: its step does not hold the Argo CD step it came with.
+	noArgoHealth bool
 
 	state    string // pending, applied, ready, failed
 	objs     []*unstructured.Unstructured
@@ -45,6 +51,8 @@ func (h *Harness) plan(c *Cluster) error {
 		err = h.planFlux(c)
 	case "argocd":
 		err = h.planArgo(c)
+	case "argocd-plugin":
+		err = h.planArgoPlugin(c)
 	default:
 		err = h.planStages(c)
 	}
@@ -173,6 +181,12 @@ func (h *Harness) planArgo(c *Cluster) error {
 	if err != nil {
 		return fmt.Errorf("argocd: %w", err)
 	}
+	if h.argoCM == nil {
+		if h.argoCM, err = readArgoCM(filepath.Join(h.rendered, "argocd")); err != nil {
+			return fmt.Errorf("argocd-cm: %w", err)
+		}
+	}
+	_, appHealth := h.argoCM.script(&unstructured.Unstructured{Object: map[string]any{"apiVersion": "argoproj.io/v1alpha1", "kind": "Application"}})
 	base := h.fleet.Spec.Delivery.ArgoCD.Path
 	waves := map[int][]*Step{}
 	for _, o := range objs {
@@ -185,7 +199,9 @@ func (h *Harness) planArgo(c *Cluster) error {
 		}
 		w, _ := strconv.Atoi(o.GetAnnotations()["argocd.argoproj.io/sync-wave"])
 		dns, _, _ := unstructured.NestedString(o.Object, "spec", "destination", "namespace")
-		s := &Step{Name: "Argo CD Application " + o.GetName(), wait: true, ns: dns}
+		// The app-of-apps waits for a wave's Applications to be healthy
+		// only with an Application health script in argocd-cm.
+		s := &Step{Name: "Argo CD Application " + o.GetName(), wait: appHealth, argo: true, argoApp: true, ns: dns}
 		var sources []map[string]any
 		if src, ok, _ := unstructured.NestedMap(o.Object, "spec", "source"); ok {
 			sources = append(sources, src)
@@ -251,6 +267,64 @@ func (h *Harness) planArgo(c *Cluster) error {
 	}
 	if len(c.steps) == 0 {
 		return fmt.Errorf("argocd/ has no Application for cluster %s", c.name)
+	}
+	return nil
+}
+
+// planArgoPlugin: one Application per cluster, named mesh-<cluster> as
+// examples/argocd/applicationset.yaml names it, whose manifests the
+// meshfleet plugin prints (`meshfleet cmp`, run in the plugin's directory
+// with the environment Argo CD's repo server gives it). Argo CD syncs them
+// wave by wave (argocd.argoproj.io/sync-wave, 0 when absent): a wave
+// starts when every resource of the waves before is Healthy by Argo CD's
+// health, with the argocd-cm patch found in that directory.
+func (h *Harness) planArgoPlugin(c *Cluster) error {
+	if h.argoCM == nil {
+		var err error
+		if h.argoCM, err = readArgoCM(h.pluginDir); err != nil {
+			return fmt.Errorf("argocd-cm: %w", err)
+		}
+	}
+	app := "mesh-" + c.name
+	cmd := exec.Command(h.meshfleet, "cmp")
+	cmd.Dir = h.pluginDir
+	cmd.Env = append(os.Environ(), "ARGOCD_APP_NAME="+app, "ARGOCD_ENV_MESHFLEET_CLUSTER="+c.name)
+	out, err := cmd.Output()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			err = fmt.Errorf("%w: %s", err, lastLines(string(ee.Stderr), 3))
+		}
+		return fmt.Errorf("meshfleet cmp for %s: %w", app, err)
+	}
+	objs, err := decodeObjects(out)
+	if err != nil {
+		return fmt.Errorf("meshfleet cmp for %s: %w", app, err)
+	}
+	waves := map[int][]*unstructured.Unstructured{}
+	for _, o := range objs {
+		w := 0
+		if v, ok := o.GetAnnotations()["argocd.argoproj.io/sync-wave"]; ok {
+			if w, err = strconv.Atoi(v); err != nil {
+				return fmt.Errorf("%s: sync-wave %q: %w", objKey(o), v, err)
+			}
+		}
+		waves[w] = append(waves[w], o)
+	}
+	var ws []int
+	for w := range waves {
+		ws = append(ws, w)
+	}
+	sort.Ints(ws)
+	var prev []*Step
+	for _, w := range ws {
+		mine := waves[w]
+		s := &Step{Name: fmt.Sprintf("Argo CD Application %s sync wave %d", app, w), wait: true, argo: true, ns: "istio-system", deps: prev}
+		s.build = func() ([]*unstructured.Unstructured, error) { return mine, nil }
+		c.steps = append(c.steps, s)
+		prev = []*Step{s}
+	}
+	if len(c.steps) == 0 {
+		return fmt.Errorf("meshfleet cmp printed nothing for %s", app)
 	}
 	return nil
 }

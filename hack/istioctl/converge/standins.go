@@ -63,6 +63,13 @@ package main
 //                      intermediate CA under <prefix>/<cluster>/cacerts.
 //                      The real ESO controller is not built: its module
 //                      pulls in every cloud SDK; the stand-in is small.
+//
+// Not stood in: cert-manager. For a fleet with ca.certManager its real
+// controllers run (certmanager.go, hack/certmanager); the operator only
+// provides what the README leaves to the owner, before the delivery
+// starts: cert-manager's CRDs and the fleet's issuer, a CA issuer holding
+// the run's mesh root. Argo CD's health is not stood in either: the
+// argocd-cm Lua scripts run in Argo CD's interpreter (argohealth.go).
 
 import (
 	"context"

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// certManagerNS is where the harness installs cert-manager, and the
+// namespace of the Secrets its ClusterIssuers refer to
+// (--cluster-resource-namespace), as cert-manager's chart sets it.
+const certManagerNS = "cert-manager"
+
+// startCertManager: with ca.certManager, every cluster gets what the fleet
+// says its owner provides before the delivery starts: cert-manager (its
+// CRDs and its real controllers, hack/certmanager, built from cert-manager's
+// module) and the fleet's issuer holding the run's mesh root: one
+// ClusterIssuer in every cluster (its CA Secret in cert-manager's
+// namespace), or an Issuer in istio-system of every primary, as the README
+// asks. Nothing else: a Certificate that names another issuer, or lives
+// where its Issuer is not, is not issued, as in a cluster.
+func (h *Harness) startCertManager(ctx context.Context, c *Cluster) error {
+	is := h.fleet.Spec.CA.CertManager.Issuer
+	if is.Group != "" && is.Group != "cert-manager.io" {
+		return fmt.Errorf("issuer group %s: only cert-manager's own issuers are run here", is.Group)
+	}
+	kind := is.Kind
+	if kind == "" {
+		kind = "ClusterIssuer"
+	}
+	bin := filepath.Join(h.bin, "cert-manager-controller")
+	crds, err := os.ReadFile(filepath.Join(h.bin, "cert-manager-crds.yaml"))
+	if err != nil {
+		return fmt.Errorf("cert-manager's CRDs (hack/build-tools.sh puts them next to the tools): %w", err)
+	}
+	objs, err := decodeObjects(crds)
+	if err != nil {
+		return fmt.Errorf("cert-manager-crds.yaml: %w", err)
+	}
+	if err := h.apply(ctx, c, objs, ""); err != nil {
+		return fmt.Errorf("cert-manager's CRDs: %w", err)
+	}
+	if err := h.waitCRDs(ctx, c, objs); err != nil {
+		return err
+	}
+	ns := certManagerNS
+	if kind == "Issuer" {
+		if c.fc.Role != "primary" {
+			return h.runCertManager(ctx, c, bin)
+		}
+		ns = "istio-system"
+	}
+	if _, err := c.kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	secret := is.Name + "-ca"
+	keyPEM := pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(h.ops.rootKey))
+	if _, err := c.kc.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: secret, Namespace: ns},
+		Type:       corev1.SecretTypeTLS,
+		Data:       map[string][]byte{"tls.crt": h.ops.rootPEM, "tls.key": keyPEM},
+	}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	issuer := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "cert-manager.io/v1", "kind": kind,
+		"metadata": map[string]any{"name": is.Name},
+		"spec":     map[string]any{"ca": map[string]any{"secretName": secret}},
+	}}
+	if kind == "Issuer" {
+		issuer.SetNamespace(ns)
+	}
+	if err := h.applyAs(ctx, c, issuer, ns, "operator"); err != nil {
+		return fmt.Errorf("%s %s: %w", kind, is.Name, err)
+	}
+	return h.runCertManager(ctx, c, bin)
+}
+
+func (h *Harness) runCertManager(ctx context.Context, c *Cluster, bin string) error {
+	cmd := exec.CommandContext(ctx, bin, "--kubeconfig", c.kubeconfig, "--cluster-resource-namespace", certManagerNS, "-v", "2")
+	if err := h.startLogged(cmd, filepath.Join(c.dir, "cert-manager.log")); err != nil {
+		return fmt.Errorf("cert-manager controller: %w", err)
+	}
+	h.logf("cluster %s: cert-manager controller started", c.name)
+	return nil
+}
