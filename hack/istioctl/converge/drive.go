@@ -121,23 +121,35 @@ func (h *Harness) advance(ctx context.Context, c *Cluster, s *Step) {
 		h.logf("cluster %s: applied %s (%d objects, %d child steps)", c.name, s.Name, len(applied), len(children))
 	}
 	if s.state == "applied" {
-		if !s.wait {
+		if !s.wait && len(s.checks) == 0 {
 			s.state, s.readyAt = "ready", time.Now()
 			return
 		}
 		var notReady []string
-		for _, o := range s.objs {
-			if msg := h.readiness(ctx, c, o, s.ns); msg != "" {
-				notReady = append(notReady, msg)
-				if strings.HasSuffix(msg, " is gone") {
-					// Flux and Argo CD (selfHeal) apply it again.
-					_ = h.applyOne(ctx, c, o, s.ns)
+		if s.wait {
+			// Everything it applied, each judged by the health check
+			// expression that covers its kind, else by kstatus.
+			for _, o := range s.objs {
+				if s.healthExpr(o) != nil {
+					if msg := h.checkStatus(ctx, c, s, o); msg != "" {
+						notReady = append(notReady, msg)
+					}
+					continue
+				}
+				if msg := h.readiness(ctx, c, o, s.ns); msg != "" {
+					notReady = append(notReady, msg)
+					if strings.HasSuffix(msg, " is gone") {
+						// Flux and Argo CD (selfHeal) apply it again.
+						_ = h.applyOne(ctx, c, o, s.ns)
+					}
 				}
 			}
-		}
-		for _, o := range s.objs {
-			if msg := h.healthExprs(ctx, c, s, o); msg != "" {
-				notReady = append(notReady, msg)
+		} else {
+			// Flux without wait: only the objects spec.healthChecks names.
+			for _, o := range s.checks {
+				if msg := h.checkStatus(ctx, c, s, o); msg != "" {
+					notReady = append(notReady, msg)
+				}
 			}
 		}
 		if s.readyFn != nil {

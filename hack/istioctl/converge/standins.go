@@ -257,6 +257,10 @@ func (h *Harness) lbAddresses(ctx context.Context) map[string][]lbAddr {
 // ---- deployment controller and kubelet ---------------------------------------
 
 func (h *Harness) deployments(ctx context.Context, c *Cluster) {
+	// The delivery (right after an apply) and the stand-in loop both run
+	// this; apart, both could start the same istiod.
+	c.kubelet.Lock()
+	defer c.kubelet.Unlock()
 	ds, err := c.kc.AppsV1().Deployments("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return
