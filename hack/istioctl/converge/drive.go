@@ -198,10 +198,10 @@ func (h *Harness) consume(c *Cluster, s *Step, objs []*unstructured.Unstructured
 	var children []*Step
 	hrs := map[string]*Step{}
 	hrDeps := map[*Step][]string{}
-	tags := map[string]bool{}
+	tags := map[string]string{} // IstioRevisionTag -> the Istio it targets
 	for _, o := range objs {
 		if o.GetKind() == "IstioRevisionTag" && strings.HasPrefix(o.GetAPIVersion(), "sailoperator.io/") {
-			tags[o.GetName()] = true
+			tags[o.GetName()], _, _ = unstructured.NestedString(o.Object, "spec", "targetRef", "name")
 		}
 	}
 	for _, o := range objs {
@@ -276,20 +276,27 @@ func (h *Harness) helmReleaseStep(c *Cluster, hr *unstructured.Unstructured) *St
 	return s
 }
 
-// sailStep: what the Sail operator does with an Istio: the base and istiod
-// charts with spec.values, the revision named after the Istio (none for
-// `default`), base only for the default revision or when an
-// IstioRevisionTag named default exists (as Sail does). The Sail operator
-// itself cannot be had here (it is not on the Go module proxy).
-func (h *Harness) sailStep(c *Cluster, ist *unstructured.Unstructured, tags map[string]bool) *Step {
+// sailStep: what the Sail operator does with an Istio and the
+// IstioRevisionTags that target it (pkg/reconcile/istiod.go,
+// controllers/istiorevisiontag): the istiod chart with Sail's default
+// profile values (defaultRevision "", configValidation) under
+// spec.values, the revision named after the Istio (none for `default`);
+// the base chart with the same values only for an Istio named default;
+// for each tag the revisiontags chart (the istiod chart's tag webhook and
+// Service, revisionTags [tag]) and for tag default the base chart with
+// defaultRevision set to the revision. A tag that targets a remote Istio
+// is refused, as Sail refuses it. The Sail operator itself cannot be had
+// here (it is not on the Go module proxy).
+func (h *Harness) sailStep(c *Cluster, ist *unstructured.Unstructured, tags map[string]string) *Step {
 	ns, _, _ := unstructured.NestedString(ist.Object, "spec", "namespace")
 	if ns == "" {
 		ns = "istio-system"
 	}
-	values, _, _ := unstructured.NestedMap(ist.Object, "spec", "values")
-	if values == nil {
-		values = map[string]any{}
-	}
+	user, _, _ := unstructured.NestedMap(ist.Object, "spec", "values")
+	values := mergeValues(map[string]any{
+		"defaultRevision": "",
+		"global":          map[string]any{"configValidation": true},
+	}, user)
 	profile, _, _ := unstructured.NestedString(ist.Object, "spec", "profile")
 	rev := ist.GetName()
 	if rev != "default" {
@@ -299,40 +306,98 @@ func (h *Harness) sailStep(c *Cluster, ist *unstructured.Unstructured, tags map[
 		values["profile"] = profile
 	}
 	g, _ := values["global"].(map[string]any)
-	if g == nil {
-		g = map[string]any{}
-		values["global"] = g
-	}
 	g["istioNamespace"] = ns
-	withBase := rev == "default" || tags["default"]
+	var mine []string
+	for t, target := range tags {
+		if target == rev {
+			mine = append(mine, t)
+		}
+	}
+	sort.Strings(mine)
 	s := &Step{Name: "Sail Istio " + ist.GetName() + " (stood in: its charts)", wait: true, ns: ns}
 	s.build = func() ([]*unstructured.Unstructured, error) {
 		var out []*unstructured.Unstructured
-		if withBase {
-			objs, err := templateChart("base", "base", ns, map[string]any{"global": map[string]any{"istioNamespace": ns}})
-			if err != nil {
-				return nil, err
+		base, err := templateChart("base", rev+"-base", ns, values)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range base {
+			// base's CRDs come with the Sail operator in any case.
+			if rev == "default" || o.GetKind() == "CustomResourceDefinition" {
+				out = append(out, o)
 			}
-			out = append(out, objs...)
-		} else {
-			// base's CRDs still come with the Sail operator.
-			objs, err := templateChart("base", "base", ns, map[string]any{"global": map[string]any{"istioNamespace": ns}})
+		}
+		objs, err := templateChart("istiod", rev+"-istiod", ns, values)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, objs...)
+		for _, t := range mine {
+			if profile == "remote" {
+				return nil, fmt.Errorf("the Sail operator refuses IstioRevisionTag %s: it targets Istio %s, whose profile is remote", t, rev)
+			}
+			tv := mergeValues(values, map[string]any{"revisionTags": []any{t}})
+			objs, err := templateChart("istiod", t+"-revisiontags", ns, tv)
 			if err != nil {
 				return nil, err
 			}
 			for _, o := range objs {
-				if o.GetKind() == "CustomResourceDefinition" {
+				if (o.GetKind() == "MutatingWebhookConfiguration" && strings.HasPrefix(o.GetName(), "istio-revision-tag-")) ||
+					(o.GetKind() == "Service" && strings.HasPrefix(o.GetName(), "istiod-revision-tag-")) {
 					out = append(out, o)
 				}
 			}
+			if t == "default" {
+				objs, err := templateChart("base", t+"-base", ns, mergeValues(values, map[string]any{"defaultRevision": rev}))
+				if err != nil {
+					return nil, err
+				}
+				for _, o := range objs {
+					if o.GetKind() != "CustomResourceDefinition" {
+						out = append(out, o)
+					}
+				}
+			}
 		}
-		objs, err := templateChart("istiod", ist.GetName(), ns, values)
-		if err != nil {
-			return nil, err
-		}
-		return append(out, objs...), nil
+		return dedupe(out), nil
 	}
 	return s
+}
+
+// mergeValues is a new values tree: b over a, maps key by key.
+func mergeValues(a, b map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		if bm, ok := v.(map[string]any); ok {
+			if am, ok := out[k].(map[string]any); ok {
+				out[k] = mergeValues(am, bm)
+				continue
+			}
+			out[k] = mergeValues(map[string]any{}, bm)
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// dedupe keeps the last of objects of the same kind, namespace and name
+// (the charts each bring the reader account, for one).
+func dedupe(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	last := map[string]int{}
+	for i, o := range objs {
+		last[objKey(o)] = i
+	}
+	var out []*unstructured.Unstructured
+	for i, o := range objs {
+		if last[objKey(o)] == i {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // apply applies objects server-side: Namespaces and CRDs first (waiting

@@ -52,6 +52,12 @@ package main
 //                      intermediate CA under <prefix>/<cluster>/cacerts.
 //                      The real ESO controller is not built: its module
 //                      pulls in every cloud SDK; the stand-in is small.
+//   Sail operator      drive.go sailStep: an Istio and its
+//                      IstioRevisionTags become the charts Sail installs
+//                      for them, with Sail's default profile values under
+//                      spec.values; a tag that targets a remote Istio is
+//                      refused, as Sail refuses it. Sail's module is not
+//                      on the Go module proxy.
 
 import (
 	"context"
