@@ -414,8 +414,8 @@ func checkServingGateway(f *Fleet, c *Cluster, p *problems) {
 	if ip, err := netip.ParseAddr(addr); err == nil {
 		// Remotes use it as remotePilotAddress and reach injection
 		// through the istiod Service it fills in. (A host name makes them
-		// use injectionURL and validationURL at that name instead, with
-		// the certificate the gateway presents for it.)
+		// use injectionURL at that name instead, with the certificate the
+		// gateway presents for it.)
 		checkPilotIP(f, at.dot("address"), addr, ip, p)
 		if c.EastWestGateway.Certificate != nil {
 			p.add(at.dot("certificate"), "%s is an IP address: the gateway passes TLS through to istiod and presents no certificate; give a DNS name to terminate TLS", addr)

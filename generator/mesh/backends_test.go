@@ -175,8 +175,14 @@ func read(t *testing.T, installer string, c mesh.Cluster, suffix string) identit
 		id.settings = settings(get(istio, "spec", "values"), get(istio, "spec", "values", "meshConfig"))
 		var tags []any
 		if suffix != "" {
+			// IstioRevisionTags, and on a remote the tags' webhooks.
 			for _, o := range objects(c, file)[1:] {
-				tags = append(tags, get(o, "metadata", "name"))
+				switch o["kind"] {
+				case "IstioRevisionTag":
+					tags = append(tags, get(o, "metadata", "name"))
+				case "MutatingWebhookConfiguration":
+					tags = append(tags, get(o, "metadata", "labels", "istio.io/tag"))
+				}
 			}
 		}
 		id.tags = fmt.Sprint(tags)

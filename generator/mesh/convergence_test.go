@@ -332,7 +332,10 @@ spec:
 // Point 5: a revisioned Sail control plane gets an IstioRevisionTag named
 // default pointing at its Istio, so Sail installs the base chart and the
 // istio-injection=enabled webhook; without a revision the Istio itself is
-// named default and a tag of that name would conflict with it.
+// named default and a tag of that name would conflict with it. Sail
+// refuses a tag that targets a remote Istio: a remote gets the tag's
+// injection webhook for the revision instead, and no validator (no istiod
+// patches a remote's validating webhooks).
 func TestSailDefaultTag(t *testing.T) {
 	for _, rev := range []string{"", "stable"} {
 		p := mesh.Build(parse(t, mixedFleet(fleet.InstallerSail, rev, placeholder, "")))
@@ -341,6 +344,22 @@ func TestSailDefaultTag(t *testing.T) {
 			if rev == "" {
 				if tag != nil {
 					t.Errorf("%s: tag default beside the Istio named default", c.Name)
+				}
+				continue
+			}
+			if c.Role == fleet.Remote {
+				if tag != nil {
+					t.Errorf("%s: IstioRevisionTag default targets a remote Istio, which Sail refuses", c.Name)
+				}
+				wh := find(c, "MutatingWebhookConfiguration", "istio-revision-tag-default")
+				if got := stageOf(c, "MutatingWebhookConfiguration", "istio-revision-tag-default"); got != mesh.StageControlPlane {
+					t.Errorf("%s: tag webhook in stage %q", c.Name, got)
+				}
+				if get(wh, "metadata", "labels", "istio.io/rev") != rev {
+					t.Errorf("%s: tag webhook %v", c.Name, wh)
+				}
+				if find(c, "ValidatingWebhookConfiguration", "istiod-default-validator") != nil {
+					t.Errorf("%s: a default validator on a remote", c.Name)
 				}
 				continue
 			}

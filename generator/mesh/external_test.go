@@ -156,9 +156,10 @@ func splitPath(p string) []string {
 	return append(out, p[start:])
 }
 
-// A primary serving remotes at a host name: the remotes call the webhooks
-// at the name, and the primary exposes istiod itself, with the
-// certificate, instead of through the shared expose-istiod base.
+// A primary serving remotes at a host name: the remotes call the injection
+// webhook at the name (and get no validator, so no validationURL), and the
+// primary exposes istiod itself, with the certificate, instead of through
+// the shared expose-istiod base.
 func TestHostNamedPrimary(t *testing.T) {
 	src := fmt.Sprintf(`apiVersion: meshfleet.dev/v1alpha1
 kind: MeshFleet
@@ -189,7 +190,7 @@ spec:
 			t.Errorf("%s: certificate issuer %v, want the mesh root issuer", installer, got)
 		}
 		id := read(t, installer, r, "")
-		if id.injectionURL != "https://ew.a.example.net:15017/inject/cluster/r/net/n1" || id.validationURL != "https://ew.a.example.net:15017/validate" || id.injectionPath != nil {
+		if id.injectionURL != "https://ew.a.example.net:15017/inject/cluster/r/net/n1" || id.validationURL != nil || id.injectionPath != nil {
 			t.Errorf("%s: remote webhooks %+v", installer, id)
 		}
 	}

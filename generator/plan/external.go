@@ -36,7 +36,7 @@ func planExternal(f *fleet.Fleet, x *fleet.Cluster) Cluster {
 	}
 	r := release(f)
 	pc.ControlPlanes = append(pc.ControlPlanes,
-		ControlPlane{Release: r, Name: "default", Role: RoleLocal, Namespace: IstioNamespace, Values: map[string]any{}},
+		ControlPlane{Release: r, Name: "default", Role: RoleLocal, Namespace: IstioNamespace, Values: map[string]any{}, Validates: true},
 		externalIstiod(f, x, ns))
 	gw := x.IstiodGateway
 	addr := ""
@@ -211,8 +211,8 @@ func externalRemoteValues(f *fleet.Fleet, c, x *fleet.Cluster) map[string]any {
 // hostIstiod is how primary p's east-west gateway exposes istiod when its
 // address is a host name: it passes xDS and CA (15012) through to istiod
 // as expose-istiod does, and terminates TLS on 15017 with the certificate
-// for the name, so that the remotes' API servers can call the webhooks at
-// injectionURL and validationURL. The certificate must chain to the mesh
+// for the name, so that the remotes' API servers can call the injection
+// webhook at injectionURL. The certificate must chain to the mesh
 // root, which istiod writes into the remotes' webhooks as their CA
 // bundle: by default cert-manager issues it from the mesh root issuer.
 func hostIstiod(f *fleet.Fleet, p *fleet.Cluster, ns string) *IstiodIngress {

@@ -129,6 +129,16 @@ type ControlPlane struct {
 	// host-named primary). Revision tags send theirs there too.
 	InjectionPath string
 	InjectionURL  string
+	// Validates: this control plane's istiod patches the caBundle of the
+	// cluster's validating webhooks labelled with its revision. Istio's
+	// validation controller acts only on the cluster istiod reads its
+	// configuration from (pilot/pkg/bootstrap/validation.go); for the
+	// remotes it serves istiod patches the injection webhooks alone
+	// (serviceregistry/kube/controller/multicluster.go). So a primary,
+	// or an external control plane's config cluster; a remote that is no
+	// config cluster gets no default validator, which would stay without
+	// a caBundle (and whose configuration no istiod reads).
+	Validates bool
 }
 
 // Port is a port a gateway listens on.
@@ -482,6 +492,7 @@ func controlPlane(f *fleet.Fleet, c *fleet.Cluster, ns, rev string, r Release) C
 		if rev == "" {
 			cp.Name = ns // as the external istiod's
 		}
+		cp.Validates = c.ConfigCluster
 	} else if c.Role == fleet.Remote {
 		cp.Role = RoleRemote
 		cp.Profile = "remote"
@@ -490,6 +501,7 @@ func controlPlane(f *fleet.Fleet, c *fleet.Cluster, ns, rev string, r Release) C
 		cp.Role = RolePrimary
 		cp.Values = controlPlaneValues(f, c)
 		cp.MeshConfig = map[string]any{"trustDomain": f.Spec.Mesh.TrustDomain}
+		cp.Validates = true
 	}
 	cp.InjectionPath = "/inject"
 	if r, ok := cp.Values["istiodRemote"].(map[string]any); ok {
@@ -532,11 +544,11 @@ func controlPlaneValues(f *fleet.Fleet, c *fleet.Cluster) map[string]any {
 	}
 	// A host name: the remote's istiod Service is an ExternalName for
 	// it, which proxies reach istiod through (port 15012, TLS passed
-	// through); the API server calls the webhooks at the name, where the
-	// gateway presents the certificate for it.
+	// through); the API server calls the injection webhook at the name,
+	// where the gateway presents the certificate for it. No
+	// validationURL: a remote gets no validation webhook (Validates).
 	base := "https://" + net.JoinHostPort(addr, "15017")
 	values["istiodRemote"] = map[string]any{"injectionURL": base + path}
-	values["base"] = map[string]any{"validationURL": base + "/validate"}
 	return values
 }
 

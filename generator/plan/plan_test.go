@@ -2,6 +2,8 @@ package plan_test
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/meshfleet/meshfleet/generator/fleet"
@@ -48,5 +50,34 @@ spec:
 	}
 	if f.Spec.Istio.Values["pilot"].(map[string]any)["resources"].(map[string]any)["requests"].(map[string]any)["cpu"] != "500m" {
 		t.Error("merging changed the fleet's values")
+	}
+}
+
+// Validates: where an istiod patches the default validator. Istio's
+// validation controller acts on istiod's own (config) cluster only.
+func TestValidates(t *testing.T) {
+	cases := []struct {
+		fleet string
+		want  string // cluster:role:validates of every control plane
+	}{
+		{"../../examples/primary-remote-multi-network/fleet.yaml", "cluster1:primary:true cluster2:remote:false"},
+		{"../../examples/revisions/fleet.yaml", "east:primary:true east:primary:true north:primary:true north:primary:true west:remote:false west:remote:false"},
+		{"../../examples/external-control-plane/fleet.yaml", "config:remote:true cp:external:false cp:local:true r2:remote:false"},
+	}
+	for _, tc := range cases {
+		f, err := fleet.Load(tc.fleet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, c := range plan.Build(f).Clusters {
+			for _, cp := range c.ControlPlanes {
+				got = append(got, fmt.Sprintf("%s:%s:%v", c.Name, cp.Role, cp.Validates))
+			}
+		}
+		slices.Sort(got)
+		if g := strings.Join(got, " "); g != tc.want {
+			t.Errorf("%s: got %s, want %s", tc.fleet, g, tc.want)
+		}
 	}
 }

@@ -34,6 +34,10 @@ func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 		base["profile"] = cp.Profile
 	}
 	switch {
+	case !cp.Validates:
+		// No istiod patches a remote's validating webhooks: no default
+		// validator (the chart's defaultRevision is "default").
+		base["defaultRevision"] = ""
 	case cp.Suffix != "":
 		// Side by side: the base chart's default validator follows tag
 		// default (the istiod releases' revisionTags hold the tag's

@@ -1,12 +1,13 @@
 // Package sail expresses control planes as Sail Operator resources (an
-// Istio, and an IstioRevisionTag default for a revisioned default
-// control plane) and gateways as plain objects, since Sail deploys no
-// gateways.
+// Istio, and an IstioRevisionTag for each revision tag; on a remote,
+// where Sail renders no tags, the tags' webhooks) and gateways as plain
+// objects, since Sail deploys no gateways.
 package sail
 
 import (
 	"maps"
 
+	"github.com/meshfleet/meshfleet/generator/install/tags"
 	"github.com/meshfleet/meshfleet/generator/plan"
 )
 
@@ -15,8 +16,8 @@ type Installer struct{}
 
 // ControlPlane is istio.yaml: the Istio resource, named after the
 // control plane (Sail names the IstioRevision after it with the InPlace
-// strategy), and for a revisioned default control plane an
-// IstioRevisionTag default.
+// strategy), and its revision tags (for a revisioned default control
+// plane tag default).
 func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 	values := plan.Clone(cp.Values)
 	if cp.Role == plan.RoleExternal && cp.Revision == "" {
@@ -47,16 +48,28 @@ func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 		"metadata":   map[string]any{"name": cp.Name},
 		"spec":       spec,
 	}}
+	var tagNames []string
 	switch {
 	case cp.Suffix != "":
-		// Side by side, every tag that points at this revision; Sail
-		// renders the tag's webhooks (and for default the default
-		// validator) for the Istio's revision.
-		for _, t := range cp.Tags {
-			objs = append(objs, revisionTag(t, cp.Name))
-		}
+		tagNames = cp.Tags
 	case cp.Name != "default" && cp.Default && (cp.Role == plan.RolePrimary || cp.Role == plan.RoleRemote):
-		objs = append(objs, defaultTag(cp.Name))
+		tagNames = []string{"default"}
+	}
+	for _, t := range tagNames {
+		if cp.Role == plan.RoleRemote {
+			// Sail refuses an IstioRevisionTag that targets a remote
+			// Istio (istiorevisiontag_controller.go), and its values
+			// have no revisionTags: the tag's injection webhook as
+			// istioctl renders it, which the serving istiod patches,
+			// for the revision Sail names after the Istio.
+			rev := *cp
+			rev.Revision = cp.Name
+			objs = append(objs, tags.Objects(&rev, t)...)
+			continue
+		}
+		// Sail renders the tag's webhooks (and for default the default
+		// validator) for the Istio's revision.
+		objs = append(objs, revisionTag(t, cp.Name))
 	}
 	file := "istio" + cp.Suffix + ".yaml"
 	switch cp.Role {
@@ -85,15 +98,11 @@ func revisionNames(values map[string]any, rev string) {
 	}
 }
 
-// defaultTag makes a revisioned Sail control plane the default one: Sail
-// installs the base chart (the default validation webhook) and the
-// istio-injection=enabled webhook only for a revision named default or
-// for an IstioRevisionTag named default, which follows the Istio's
-// active revision.
-func defaultTag(istio string) plan.Object { return revisionTag("default", istio) }
-
 // revisionTag is an IstioRevisionTag that follows the active revision of
-// Istio istio.
+// Istio istio. Tag default makes a revisioned control plane the default
+// one: Sail installs the base chart (the default validation webhook) and
+// the istio-injection=enabled webhook only for a revision named default
+// or for an IstioRevisionTag named default.
 func revisionTag(tag, istio string) plan.Object {
 	return plan.Object{
 		"apiVersion": "sailoperator.io/v1",

@@ -49,6 +49,7 @@ type Cluster struct {
 	istiods map[string]*Istiod // by namespace/name of the Deployment
 	notes   map[string]string  // stand-in notes shown when a step times out
 	settled bool               // the delivery waits: nothing was applied for a tick
+	kubelet sync.Mutex         // one deployments pass at a time: an istiod is started once
 }
 
 // Procs holds every process the harness started, to stop them by PID.

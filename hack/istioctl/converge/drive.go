@@ -121,38 +121,50 @@ func (h *Harness) advance(ctx context.Context, c *Cluster, s *Step) {
 		h.logf("cluster %s: applied %s (%d objects, %d child steps)", c.name, s.Name, len(applied), len(children))
 	}
 	if s.state == "applied" {
-		if !s.wait {
+		if !s.wait && len(s.checks) == 0 {
 			s.state, s.readyAt = "ready", time.Now()
 			return
 		}
 		var notReady []string
 		worst := "Healthy"
-		for _, o := range s.objs {
-			var msg string
-			if s.argo {
-				var st string
-				st, msg = h.argoReadiness(ctx, c, o, s.ns)
-				if argoWorse(worst, st) {
-					worst = st
+		if s.wait {
+			// Everything it applied: by Argo CD's health, or by the Flux
+			// health check expression that covers its kind, else kstatus.
+			for _, o := range s.objs {
+				var msg string
+				switch {
+				case s.argo:
+					var st string
+					st, msg = h.argoReadiness(ctx, c, o, s.ns)
+					if argoWorse(worst, st) {
+						worst = st
+					}
+				case s.healthExpr(o) != nil:
+					if msg := h.checkStatus(ctx, c, s, o); msg != "" {
+						notReady = append(notReady, msg)
+					}
+					continue
+				default:
+					msg = h.readiness(ctx, c, o, s.ns)
 				}
-			} else {
-				msg = h.readiness(ctx, c, o, s.ns)
+				if msg != "" {
+					notReady = append(notReady, msg)
+					if strings.HasSuffix(msg, " is gone") {
+						// Flux and Argo CD (selfHeal) apply it again.
+						_ = h.applyOne(ctx, c, o, s.ns)
+					}
+				}
 			}
-			if msg != "" {
-				notReady = append(notReady, msg)
-				if strings.HasSuffix(msg, " is gone") {
-					// Flux and Argo CD (selfHeal) apply it again.
-					_ = h.applyOne(ctx, c, o, s.ns)
+		} else {
+			// Flux without wait: only the objects spec.healthChecks names.
+			for _, o := range s.checks {
+				if msg := h.checkStatus(ctx, c, s, o); msg != "" {
+					notReady = append(notReady, msg)
 				}
 			}
 		}
 		if s.argoApp && len(notReady) == 0 {
 			if msg := h.argoAppHealthy(s, worst); msg != "" {
-				notReady = append(notReady, msg)
-			}
-		}
-		for _, o := range s.objs {
-			if msg := h.healthExprs(ctx, c, s, o); msg != "" {
 				notReady = append(notReady, msg)
 			}
 		}
@@ -202,10 +214,10 @@ func (h *Harness) consume(c *Cluster, s *Step, objs []*unstructured.Unstructured
 	var children []*Step
 	hrs := map[string]*Step{}
 	hrDeps := map[*Step][]string{}
-	tags := map[string]bool{}
+	tags := map[string]string{} // IstioRevisionTag -> the Istio it targets
 	for _, o := range objs {
 		if o.GetKind() == "IstioRevisionTag" && strings.HasPrefix(o.GetAPIVersion(), "sailoperator.io/") {
-			tags[o.GetName()] = true
+			tags[o.GetName()], _, _ = unstructured.NestedString(o.Object, "spec", "targetRef", "name")
 		}
 	}
 	for _, o := range objs {
@@ -284,20 +296,27 @@ func (h *Harness) helmReleaseStep(c *Cluster, hr *unstructured.Unstructured) *St
 	return s
 }
 
-// sailStep: what the Sail operator does with an Istio: the base and istiod
-// charts with spec.values, the revision named after the Istio (none for
-// `default`), base only for the default revision or when an
-// IstioRevisionTag named default exists (as Sail does). The Sail operator
-// itself cannot be had here (it is not on the Go module proxy).
-func (h *Harness) sailStep(c *Cluster, ist *unstructured.Unstructured, tags map[string]bool) *Step {
+// sailStep: what the Sail operator does with an Istio and the
+// IstioRevisionTags that target it (pkg/reconcile/istiod.go,
+// controllers/istiorevisiontag): the istiod chart with Sail's default
+// profile values (defaultRevision "", configValidation) under
+// spec.values, the revision named after the Istio (none for `default`);
+// the base chart with the same values only for an Istio named default;
+// for each tag the revisiontags chart (the istiod chart's tag webhook and
+// Service, revisionTags [tag]) and for tag default the base chart with
+// defaultRevision set to the revision. A tag that targets a remote Istio
+// is refused, as Sail refuses it. The Sail operator itself cannot be had
+// here (it is not on the Go module proxy).
+func (h *Harness) sailStep(c *Cluster, ist *unstructured.Unstructured, tags map[string]string) *Step {
 	ns, _, _ := unstructured.NestedString(ist.Object, "spec", "namespace")
 	if ns == "" {
 		ns = "istio-system"
 	}
-	values, _, _ := unstructured.NestedMap(ist.Object, "spec", "values")
-	if values == nil {
-		values = map[string]any{}
-	}
+	user, _, _ := unstructured.NestedMap(ist.Object, "spec", "values")
+	values := mergeValues(map[string]any{
+		"defaultRevision": "",
+		"global":          map[string]any{"configValidation": true},
+	}, user)
 	profile, _, _ := unstructured.NestedString(ist.Object, "spec", "profile")
 	rev := ist.GetName()
 	if rev != "default" {
@@ -317,40 +336,98 @@ func (h *Harness) sailStep(c *Cluster, ist *unstructured.Unstructured, tags map[
 		values["profile"] = profile
 	}
 	g, _ := values["global"].(map[string]any)
-	if g == nil {
-		g = map[string]any{}
-		values["global"] = g
-	}
 	g["istioNamespace"] = ns
-	withBase := rev == "default" || tags["default"]
+	var mine []string
+	for t, target := range tags {
+		if target == rev {
+			mine = append(mine, t)
+		}
+	}
+	sort.Strings(mine)
 	s := &Step{Name: "Sail Istio " + ist.GetName() + " (stood in: its charts)", wait: true, ns: ns}
 	s.build = func() ([]*unstructured.Unstructured, error) {
 		var out []*unstructured.Unstructured
-		if withBase {
-			objs, err := templateChart("base", "base", ns, map[string]any{"global": map[string]any{"istioNamespace": ns}})
-			if err != nil {
-				return nil, err
+		base, err := templateChart("base", rev+"-base", ns, values)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range base {
+			// base's CRDs come with the Sail operator in any case.
+			if rev == "default" || o.GetKind() == "CustomResourceDefinition" {
+				out = append(out, o)
 			}
-			out = append(out, objs...)
-		} else {
-			// base's CRDs still come with the Sail operator.
-			objs, err := templateChart("base", "base", ns, map[string]any{"global": map[string]any{"istioNamespace": ns}})
+		}
+		objs, err := templateChart("istiod", rev+"-istiod", ns, values)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, objs...)
+		for _, t := range mine {
+			if profile == "remote" {
+				return nil, fmt.Errorf("the Sail operator refuses IstioRevisionTag %s: it targets Istio %s, whose profile is remote", t, rev)
+			}
+			tv := mergeValues(values, map[string]any{"revisionTags": []any{t}})
+			objs, err := templateChart("istiod", t+"-revisiontags", ns, tv)
 			if err != nil {
 				return nil, err
 			}
 			for _, o := range objs {
-				if o.GetKind() == "CustomResourceDefinition" {
+				if (o.GetKind() == "MutatingWebhookConfiguration" && strings.HasPrefix(o.GetName(), "istio-revision-tag-")) ||
+					(o.GetKind() == "Service" && strings.HasPrefix(o.GetName(), "istiod-revision-tag-")) {
 					out = append(out, o)
 				}
 			}
+			if t == "default" {
+				objs, err := templateChart("base", t+"-base", ns, mergeValues(values, map[string]any{"defaultRevision": rev}))
+				if err != nil {
+					return nil, err
+				}
+				for _, o := range objs {
+					if o.GetKind() != "CustomResourceDefinition" {
+						out = append(out, o)
+					}
+				}
+			}
 		}
-		objs, err := templateChart("istiod", ist.GetName(), ns, values)
-		if err != nil {
-			return nil, err
-		}
-		return append(out, objs...), nil
+		return dedupe(out), nil
 	}
 	return s
+}
+
+// mergeValues is a new values tree: b over a, maps key by key.
+func mergeValues(a, b map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		if bm, ok := v.(map[string]any); ok {
+			if am, ok := out[k].(map[string]any); ok {
+				out[k] = mergeValues(am, bm)
+				continue
+			}
+			out[k] = mergeValues(map[string]any{}, bm)
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// dedupe keeps the last of objects of the same kind, namespace and name
+// (the charts each bring the reader account, for one).
+func dedupe(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	last := map[string]int{}
+	for i, o := range objs {
+		last[objKey(o)] = i
+	}
+	var out []*unstructured.Unstructured
+	for i, o := range objs {
+		if last[objKey(o)] == i {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // apply applies objects server-side: Namespaces and CRDs first (waiting

@@ -233,7 +233,7 @@ func (h *Harness) run(ctx context.Context, known []knownFinding) int {
 	fmt.Printf("fleet %s: %d clusters, installer %s, delivery %s, secrets %s%s\n", h.fleet.Metadata.Name, len(h.names),
 		h.fleet.Spec.Installer, h.delivery, h.fleet.Spec.Secrets.Provider, map[bool]string{true: ", negative case " + h.brk, false: ""}[h.brk != ""])
 	if h.fleet.Spec.Installer == "sail" {
-		fmt.Println("installer sail: the Sail operator cannot be had here (not on the Go module proxy); each Istio is stood in for by Istio's base and istiod charts with its spec.values, as Sail renders them")
+		fmt.Println("installer sail: the Sail operator cannot be had here (not on the Go module proxy); each Istio and IstioRevisionTag is stood in for by the charts Sail installs for it (istiod over Sail's default profile values and spec.values; a tag's webhook and Service; base for Istio default and tag default)")
 	}
 	if err := h.applyBreak(); err != nil {
 		fmt.Printf("FAIL setup: -break %s: %v\n0 passed, 1 failed\n", h.brk, err)

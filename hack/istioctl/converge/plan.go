@@ -24,11 +24,12 @@ type Step struct {
 	wait    bool    // readiness counts (Flux wait: true, Helm's wait, Argo CD health)
 	ns      string  // namespace for namespaced objects that have none (Helm release namespace)
 	build   func() ([]*unstructured.Unstructured, error)
-	pre     func() (bool, string) // optional: a person's step before this one (fill placeholders)
-	readyFn func() string         // optional: extra readiness ("" when ready), for stood-in controllers
-	health  []HealthExpr          // Flux healthCheckExprs
-	argo    bool                  // readiness is Argo CD health (argohealth.go), not kstatus
-	argoApp bool                  // an app-of-apps' Application: its wave also needs the Application health script
+	pre     func() (bool, string)        // optional: a person's step before this one (fill placeholders)
+	readyFn func() string                // optional: extra readiness ("" when ready), for stood-in controllers
+	health  []HealthExpr                 // Flux healthCheckExprs
+	checks  []*unstructured.Unstructured // Flux healthChecks: with wait false, the objects judged
+	argo    bool                         // readiness is Argo CD health (argohealth.go), not kstatus
+	argoApp bool                         // an app-of-apps' Application: its wave also needs the Application health script
 	// noArgoHealth: a stood-in controller's object Argo CD has no health
 	// for: its step does not hold the Argo CD step it came with.
 	noArgoHealth bool
@@ -143,9 +144,21 @@ func (h *Harness) planFlux(c *Cluster) error {
 				s.health = append(s.health, HealthExpr{str("apiVersion"), str("kind"), str("current"), str("inProgress"), str("failed")})
 			}
 		}
-		if len(s.health) > 0 && !wait {
-			// Flux checks the expressions only for what it waits on.
-			s.health = nil
+		// Flux judges everything it applied when it waits, else only the
+		// objects healthChecks names (kustomize-controller checkHealth);
+		// the expressions judge either set.
+		hcs, _, _ := unstructured.NestedSlice(o.Object, "spec", "healthChecks")
+		for _, x := range hcs {
+			if m, ok := x.(map[string]any); ok && !wait {
+				ref := &unstructured.Unstructured{Object: map[string]any{}}
+				ref.SetAPIVersion(fmt.Sprint(m["apiVersion"]))
+				ref.SetKind(fmt.Sprint(m["kind"]))
+				ref.SetName(fmt.Sprint(m["name"]))
+				if ns, ok := m["namespace"].(string); ok {
+					ref.SetNamespace(ns)
+				}
+				s.checks = append(s.checks, ref)
+			}
 		}
 		s.build = func() ([]*unstructured.Unstructured, error) { return h.kustomizeBuild(local) }
 		byName[o.GetName()] = s

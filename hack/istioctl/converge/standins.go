@@ -63,6 +63,12 @@ package main
 //                      intermediate CA under <prefix>/<cluster>/cacerts.
 //                      The real ESO controller is not built: its module
 //                      pulls in every cloud SDK; the stand-in is small.
+//   Sail operator      drive.go sailStep: an Istio and its
+//                      IstioRevisionTags become the charts Sail installs
+//                      for them, with Sail's default profile values under
+//                      spec.values; a tag that targets a remote Istio is
+//                      refused, as Sail refuses it. Sail's module is not
+//                      on the Go module proxy.
 //
 // Not stood in: cert-manager. For a fleet with ca.certManager its real
 // controllers run (certmanager.go, hack/certmanager); the operator only
@@ -281,6 +287,10 @@ func (h *Harness) lbAddresses(ctx context.Context) map[string][]lbAddr {
 // ---- deployment controller and kubelet ---------------------------------------
 
 func (h *Harness) deployments(ctx context.Context, c *Cluster) {
+	// The delivery (right after an apply) and the stand-in loop both run
+	// this; apart, both could start the same istiod.
+	c.kubelet.Lock()
+	defer c.kubelet.Unlock()
 	ds, err := c.kc.AppsV1().Deployments("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return
