@@ -21,7 +21,33 @@ func noSecrets(o mesh.Object) error {
 			}
 		}
 	}
-	return scanStrings(name(o), o)
+	if !holdsSecret(o) {
+		return nil
+	}
+	return scanStrings(name(o), o) // the first finding, named
+}
+
+// holdsSecret reports whether a key or string in v holds secret
+// material: scanStrings without the names and the order, for the
+// common case of nothing found.
+func holdsSecret(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return fleet.SecretMaterial(v) != ""
+	case map[string]any:
+		for k, e := range v {
+			if fleet.SecretMaterial(k) != "" || holdsSecret(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if holdsSecret(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func name(o mesh.Object) string {
