@@ -14,7 +14,10 @@
 # then, on the rendered tree:
 #   same        render again, nothing changed
 #   check       meshfleet check, nothing changed
-#   cmp         meshfleet cmp of one cluster (cluster-000, the largest)
+#   cmp         meshfleet cmp of one cluster (cluster-000, the largest) of
+#               the same fleet with installer sail (the only installer
+#               the Argo CD plugin delivers), run beside the fleet file as
+#               Argo CD runs it; its output is checked to be manifests
 #   validate    meshfleet validate
 #   kustomize   the kustomize CLI building cluster-000's overlay: what
 #               Flux's kustomize-controller or Argo CD's repo-server pays
@@ -26,6 +29,7 @@
 # Peak RSS and CPU time need GNU time at /usr/bin/time. The load average
 # is printed first: on a shared machine compare within one run.
 set -o errexit -o nounset -o pipefail
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 
 runs=${BENCH_RUNS:-5}
@@ -41,9 +45,9 @@ go -C hack/tools build -o "$tmp/cue" cuelang.org/go/cmd/cue
 go -C hack/tools build -o "$tmp/kustomize" sigs.k8s.io/kustomize/kustomize/v5
 
 # measure DIR CMD...: runs CMD $runs times, removing DIR (if not empty)
-# before each run, and prints "<median wall ms> <median cpu ms> <max RSS MB>
-# <median user ms> <median sys ms>" (cpu, RSS, user and sys are - without
-# GNU time).
+# before each run, fails if CMD does, and prints "<median wall ms>
+# <median cpu ms> <max RSS MB> <median user ms> <median sys ms>" (cpu,
+# RSS, user and sys are - without GNU time).
 measure() {
 	local dir=$1 i t0 t1 walls=() cpus=() users=() syss=() maxrss=0 u s rss
 	shift
@@ -51,14 +55,14 @@ measure() {
 		[[ -z $dir ]] || rm -rf "$dir"
 		t0=${EPOCHREALTIME//[.,]/}
 		if [[ -n $gnutime ]]; then
-			"$gnutime" -f '%U %S %M' -o "$tmp/time" "$@" >"$tmp/stdout" 2>"$tmp/stderr"
+			"$gnutime" -f '%U %S %M' -o "$tmp/time" "$@" >"$tmp/stdout" 2>"$tmp/stderr" || failed "$@"
 			read -r u s rss < <(tail -n 1 "$tmp/time")
 			cpus+=($(awk -v u="$u" -v s="$s" 'BEGIN { printf "%d", (u + s) * 1000 }'))
 			users+=($(awk -v u="$u" 'BEGIN { printf "%d", u * 1000 }'))
 			syss+=($(awk -v s="$s" 'BEGIN { printf "%d", s * 1000 }'))
 			((rss > maxrss)) && maxrss=$rss
 		else
-			"$@" >"$tmp/stdout" 2>"$tmp/stderr"
+			"$@" >"$tmp/stdout" 2>"$tmp/stderr" || failed "$@"
 		fi
 		t1=${EPOCHREALTIME//[.,]/}
 		walls+=($(((t1 - t0) / 1000)))
@@ -68,6 +72,14 @@ measure() {
 	else
 		echo "$(median "${walls[@]}") - - - -"
 	fi
+}
+
+# failed CMD...: says which command failed and how, and exits; measure
+# runs in a command substitution, which inherit_errexit makes fail the
+# assignment, and so the script.
+failed() {
+	echo "failed: $*: $(head -c 2000 "$tmp/stderr")" >&2
+	exit 1
 }
 
 median() { printf '%s\n' "$@" | sort -n | sed -n "$(($# / 2 + 1))p"; }
@@ -111,7 +123,9 @@ for fleet in $fleets; do
 	same=$(measure "" "$tmp/meshfleet" render -f "$f" -o "$tmp/same")
 	grep -q ' 0 files written, 0 removed' "$tmp/stdout" || { echo "second render changed files: $(<"$tmp/stdout")" >&2; exit 1; }
 	check=$(measure "" "$tmp/meshfleet" check -f "$f" -o "$tmp/same")
-	cmp=$(measure "" "$tmp/meshfleet" cmp -f "$f" --cluster cluster-000)
+	sed 's/^spec:$/spec:\n  installer: sail/' "$f" >"$tmp/sail.yaml"
+	cmp=$(cd "$tmp" && measure "" "$tmp/meshfleet" cmp -f sail.yaml --cluster cluster-000)
+	grep -q '^kind: Namespace$' "$tmp/stdout" || { echo "cmp printed no manifests: $(head -c 2000 "$tmp/stderr")" >&2; exit 1; }
 	validate=$(measure "" "$tmp/meshfleet" validate -f "$f")
 	kust=$(measure "" "$tmp/kustomize" build "$tmp/same/clusters/cluster-000")
 	summary+=("$(printf '%-34s %-32s %-32s %-32s %-32s %s' "$layout/$n" "$(cell "$same")" "$(cell "$check")" "$(cell "$cmp")" "$(cell "$validate")" "$(cell "$kust")")")

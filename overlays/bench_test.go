@@ -44,7 +44,7 @@ func BenchmarkCheck(b *testing.B) {
 			b.Fatal(err)
 		}
 		dir := b.TempDir()
-		if _, err := overlays.Write(dir, tree); err != nil {
+		if _, err := overlays.WriteFleet(dir, f.Metadata.Name, tree); err != nil {
 			b.Fatal(err)
 		}
 		b.Run(fmt.Sprint(n), func(b *testing.B) {

@@ -51,6 +51,7 @@ type layout struct {
 	err    error
 	buf    bytes.Buffer // scratch: each file is written here, then copied at its size
 	waves  bool         // sync waves on the stages whatever the delivery
+	clean  cleanStrings // per worker: a map is not safe for concurrent use
 }
 
 // Layout turns a plan into a tree of overlays:
@@ -83,7 +84,7 @@ func layoutWith(p *mesh.Plan, waves bool) (Tree, error) {
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(p.Clusters)) {
 		wg.Go(func() {
-			w := &layout{header: l.header, waves: waves}
+			w := &layout{header: l.header, waves: waves, clean: cleanStrings{}}
 			for i := range work {
 				w.t, w.err = Tree{}, nil
 				w.cluster(p.Clusters[i], d)
@@ -205,7 +206,7 @@ func (l *layout) file(name, comment string, objs []mesh.Object) {
 	b.WriteString(comment)
 	for _, o := range objs {
 		b.WriteString("---\n")
-		err := noSecrets(o)
+		err := noSecrets(o, l.clean)
 		if err == nil {
 			err = marshal(b, o)
 		}

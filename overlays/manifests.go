@@ -41,7 +41,16 @@ func ClusterManifests(f *fleet.Fleet, cluster string, host Host) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	t, err := layoutWith(p, true)
+	// Only this cluster's overlay is built: lay out no other (a cluster's
+	// files depend on its own plan and the shared bases alone).
+	one := *p
+	one.Clusters = nil
+	for _, c := range p.Clusters {
+		if c.Name == cluster {
+			one.Clusters = append(one.Clusters, c)
+		}
+	}
+	t, err := layoutWith(&one, true)
 	if err != nil {
 		return nil, err
 	}

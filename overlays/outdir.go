@@ -41,8 +41,13 @@ var LockTimeout = 2 * time.Minute
 // check's shared, so two renders into one directory run one after the
 // other and check never sees a render half way.
 type Output struct {
-	dir       string   // as the user named it, for messages
-	root      *os.Root // nil for check of a directory that does not exist
+	dir  string   // as the user named it, for messages
+	root *os.Root // nil for check of a directory that does not exist
+	// dirs are the directories inside root opened so far, by path, each
+	// an os.Root of its own: a path with several components costs one
+	// open per component on every os.Root call, and a tree of thousands
+	// of files is read and written a few directories at a time.
+	dirs      map[string]*os.Root
 	lock      *os.File
 	created   []string // directories render created for dir, dir last
 	recovered bool     // an interrupted render's staging directory was removed
@@ -172,6 +177,7 @@ func (o *Output) open(exclusive bool) error {
 // Close releases the lock. Directories render created for the output
 // directory and wrote nothing into are removed again.
 func (o *Output) Close() error {
+	o.forget(".")
 	if o.lock != nil {
 		o.lock.Close() // releases the lock
 		o.lock = nil
@@ -272,29 +278,78 @@ const noLinks = "; meshfleet does not follow symbolic links in its output direct
 // lstat returns what p is, refusing a path with a symbolic link or a
 // non-directory in it. A missing file or directory gives fs.ErrNotExist.
 func (o *Output) lstat(p string) (fs.FileInfo, error) {
+	d, err := o.openDir(path.Dir(p))
+	if err != nil {
+		return nil, err
+	}
+	fi, err := d.Lstat(path.Base(p))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fs.ErrNotExist
+	case err != nil:
+		return nil, o.pathErr(p, err)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return nil, o.refusal(p, "is a symbolic link"+noLinks)
+	}
+	return fi, nil
+}
+
+// openDir returns the directory p (slash-separated, clean, "." for the
+// output directory itself) as an os.Root, opened once and kept until
+// Close or forget. Every component of p is checked as lstat checks it: a
+// symbolic link or a file in the way is refused, and a missing one gives
+// fs.ErrNotExist.
+func (o *Output) openDir(p string) (*os.Root, error) {
 	if o.root == nil {
 		return nil, fs.ErrNotExist
 	}
-	for i := 0; ; {
-		j := strings.IndexByte(p[i:], '/')
-		sub := p
-		if j >= 0 {
-			sub = p[:i+j]
+	if p == "." {
+		return o.root, nil
+	}
+	if d, ok := o.dirs[p]; ok {
+		return d, nil
+	}
+	parent, err := o.openDir(path.Dir(p))
+	if err != nil {
+		return nil, err
+	}
+	base := path.Base(p)
+	fi, err := parent.Lstat(base)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fs.ErrNotExist
+	case err != nil:
+		return nil, o.pathErr(p, err)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return nil, o.refusal(p, "is a symbolic link"+noLinks)
+	case !fi.IsDir():
+		return nil, o.refusal(p, describe(fi)+", not a directory")
+	}
+	d, err := parent.OpenRoot(base)
+	if err != nil {
+		return nil, o.pathErr(p, err)
+	}
+	// Should a link have been swapped in since the Lstat, OpenRoot
+	// followed it, still inside the parent: refuse what was opened.
+	if st, err := d.Stat("."); err != nil || !os.SameFile(fi, st) {
+		d.Close()
+		return nil, o.refusal(p, "changed while meshfleet opened it"+noLinks)
+	}
+	if o.dirs == nil {
+		o.dirs = map[string]*os.Root{}
+	}
+	o.dirs[p] = d
+	return d, nil
+}
+
+// forget closes the cached directory p and those under it, after p was
+// removed or may have been.
+func (o *Output) forget(p string) {
+	for q, d := range o.dirs {
+		if p == "." || q == p || strings.HasPrefix(q, p+"/") {
+			d.Close()
+			delete(o.dirs, q)
 		}
-		fi, err := o.root.Lstat(sub)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return nil, fs.ErrNotExist
-		case err != nil:
-			return nil, o.pathErr(sub, err)
-		case fi.Mode()&fs.ModeSymlink != 0:
-			return nil, o.refusal(sub, "is a symbolic link"+noLinks)
-		case j < 0:
-			return fi, nil
-		case !fi.IsDir():
-			return nil, o.refusal(sub, describe(fi)+", not a directory")
-		}
-		i += j + 1
 	}
 }
 
@@ -311,7 +366,11 @@ func (o *Output) read(p string) ([]byte, error) {
 	}
 	// O_NONBLOCK: should a named pipe be swapped in after the check,
 	// opening it does not wait for a writer, and the check below refuses.
-	f, err := o.root.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	d, err := o.openDir(path.Dir(p))
+	if err != nil {
+		return nil, err
+	}
+	f, err := d.OpenFile(path.Base(p), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, o.pathErr(p, err)
 	}
@@ -351,19 +410,18 @@ func (o *Output) mkdirAll(p string) ([]string, error) {
 		if j >= 0 {
 			sub = p[:i+j]
 		}
-		fi, err := o.root.Lstat(sub)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			if err := o.root.Mkdir(sub, 0o755); err != nil {
+		_, err := o.openDir(sub)
+		if errors.Is(err, fs.ErrNotExist) {
+			parent, perr := o.openDir(path.Dir(sub))
+			if perr != nil {
+				return created, perr
+			}
+			if err := parent.Mkdir(path.Base(sub), 0o755); err != nil {
 				return created, o.pathErr(sub, err)
 			}
 			created = append(created, sub)
-		case err != nil:
-			return created, o.pathErr(sub, err)
-		case fi.Mode()&fs.ModeSymlink != 0:
-			return created, o.refusal(sub, "is a symbolic link"+noLinks)
-		case !fi.IsDir():
-			return created, o.refusal(sub, describe(fi)+", not a directory")
+		} else if err != nil {
+			return created, err
 		}
 		if j < 0 {
 			return created, nil
@@ -376,6 +434,7 @@ func (o *Output) mkdirAll(p string) ([]string, error) {
 // are empty.
 func (o *Output) removeEmptyParents(p string) {
 	for p != "." && p != "" {
+		o.forget(p)
 		if fi, err := o.root.Lstat(p); err != nil || !fi.IsDir() {
 			return
 		}

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"unicode"
@@ -249,11 +250,11 @@ func (c *Changes) findLeftovers() error {
 			continue
 		}
 		seen[tmp] = true
-		fi, err := c.out.lstat(path.Dir(tmp))
-		if err != nil || !fi.IsDir() {
+		d, err := c.out.openDir(path.Dir(tmp))
+		if err != nil {
 			continue // a refusal, if any, comes from the target itself
 		}
-		if fi, err := c.out.root.Lstat(tmp); err == nil && !fi.IsDir() {
+		if fi, err := d.Lstat(path.Base(tmp)); err == nil && !fi.IsDir() {
 			c.leftovers = append(c.leftovers, tmp)
 		}
 	}
@@ -459,7 +460,7 @@ func (c *Changes) Apply() (Result, error) {
 			return res, err
 		}
 	}
-	st.abort() // nothing left in it but the directory
+	st.done()
 	syncDir(o.lock)
 	if len(errs) > 0 {
 		return res, fmt.Errorf("could not remove files meshfleet no longer renders; they stay listed in %s, and the next render tries again:\n%w", o.show(Manifest), errors.Join(errs...))
@@ -481,6 +482,7 @@ type staged struct{ tmp, target string }
 type stage struct {
 	out   *Output
 	made  bool     // StagingDir exists
+	dir   *os.Root // StagingDir, opened
 	n     int      // files written into StagingDir
 	files []staged // staged files of the tree (not the manifest)
 	dirs  []string // directories created, parents first
@@ -494,6 +496,11 @@ func (s *stage) prepare(c *Changes, interrupted func() bool) error {
 		return o.pathErr(StagingDir, err)
 	}
 	s.made = true
+	dir, err := o.root.OpenRoot(StagingDir)
+	if err != nil {
+		return o.pathErr(StagingDir, err)
+	}
+	s.dir = dir
 	for _, p := range c.changed {
 		if interrupted() {
 			return errInterrupted
@@ -545,8 +552,9 @@ func (s *stage) prepare(c *Changes, interrupted func() bool) error {
 // survives.
 func (s *stage) write(b []byte, sync bool) (string, error) {
 	s.n++
-	tmp := fmt.Sprintf("%s/%d", StagingDir, s.n)
-	f, err := s.out.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	name := strconv.Itoa(s.n)
+	tmp := StagingDir + "/" + name
+	f, err := s.dir.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return "", s.out.pathErr(tmp, err)
 	}
@@ -578,14 +586,25 @@ func (s *stage) install(p string, b []byte) error {
 // abort removes StagingDir with whatever is still in it, and the
 // directories created for files that never arrived.
 func (s *stage) abort() {
+	s.done()
+	for i := len(s.dirs) - 1; i >= 0; i-- {
+		s.out.forget(s.dirs[i])
+		s.out.root.Remove(s.dirs[i]) // only succeeds while empty
+	}
+	s.dirs = nil
+}
+
+// done removes StagingDir, which holds nothing once every staged file is
+// in place.
+func (s *stage) done() {
+	if s.dir != nil {
+		s.dir.Close()
+		s.dir = nil
+	}
 	if s.made {
 		s.out.root.RemoveAll(StagingDir)
 		s.made = false
 	}
-	for i := len(s.dirs) - 1; i >= 0; i-- {
-		s.out.root.Remove(s.dirs[i]) // only succeeds while empty
-	}
-	s.dirs = nil
 }
 
 // syncDir flushes a directory's entries to disk, best effort.

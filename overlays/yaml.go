@@ -255,31 +255,49 @@ func scalar(s string) string {
 // that could fold or break a line is left raw.
 func doubleQuoted(s string) string {
 	var b strings.Builder
+	b.Grow(len(s) + 2)
 	b.WriteByte('"')
-	for _, r := range s {
+	start := 0 // s[start:i] is written as it is
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= ' ' && c < 0x7f && c != '"' && c != '\\' {
+			i++
+			continue
+		}
+		r, w := rune(c), 1
+		if c >= utf8.RuneSelf {
+			r, w = utf8.DecodeRuneInString(s[i:])
+		}
+		var esc string
 		switch {
 		case r == '"':
-			b.WriteString(`\"`)
+			esc = `\"`
 		case r == '\\':
-			b.WriteString(`\\`)
+			esc = `\\`
 		case r == '\n':
-			b.WriteString(`\n`)
+			esc = `\n`
 		case r == '\t':
-			b.WriteString(`\t`)
+			esc = `\t`
 		case r == '\r':
-			b.WriteString(`\r`)
-		case r == ' ' || r < utf8.RuneSelf && r > ' ' && r < 0x7f:
-			b.WriteRune(r)
+			esc = `\r`
 		case r < 0x100 && !unicode.IsPrint(r):
-			fmt.Fprintf(&b, `\x%02X`, r)
+			esc = fmt.Sprintf(`\x%02X`, r)
 		case r < 0x10000 && !unicode.IsPrint(r):
-			fmt.Fprintf(&b, `\u%04X`, r)
+			esc = fmt.Sprintf(`\u%04X`, r)
 		case !unicode.IsPrint(r):
-			fmt.Fprintf(&b, `\U%08X`, r)
+			esc = fmt.Sprintf(`\U%08X`, r)
+		case r == utf8.RuneError && w == 1:
+			esc = string(utf8.RuneError) // as ranging over s reads a broken byte
 		default:
-			b.WriteRune(r)
+			i += w // printable: written as it is
+			continue
 		}
+		b.WriteString(s[start:i])
+		b.WriteString(esc)
+		i += w
+		start = i
 	}
+	b.WriteString(s[start:])
 	b.WriteByte('"')
 	return b.String()
 }

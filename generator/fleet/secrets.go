@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // Patterns of secret material. They are deliberately broad: meshfleet's
@@ -22,6 +23,73 @@ var (
 	base64Run      = regexp.MustCompile(`[A-Za-z0-9+/]{40,}={0,2}`)
 )
 
+// Every string meshfleet writes passes through [SecretMaterial], so each
+// pattern is guarded by a cheap test of something its matches cannot do
+// without (a literal, a length): the regular expressions run only on the
+// few strings that pass it, and the answer is the same as without the
+// guards (TestSecretGuards and FuzzSecretGuards compare the two).
+
+// tokenPrefixes are the literals knownToken's alternatives start with.
+var tokenPrefixes = []string{"gh", "github_pat_", "glpat-", "xox", "AKIA", "ASIA", "AIza", "sk_live_", "sha256~"}
+
+// mayHoldToken is a necessary condition for knownToken.
+func mayHoldToken(s string) bool {
+	if len(s) < 15 { // the shortest match: "xoxa-" and ten characters
+		return false
+	}
+	for _, p := range tokenPrefixes {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// credentialKeys are credentialLine's keywords.
+var credentialKeys = []string{"token", "client-key", "password", "id-token", "refresh-token", "access-token"}
+
+// mayHoldCredentialLine is a necessary condition for credentialLine: a
+// line that starts, after blanks, dashes and a quote, with one of its
+// keywords in any case. Outside ASCII, Unicode case folding makes 'ſ' an
+// 's' and the Kelvin sign a 'k', so such strings always go to the
+// regular expression.
+func mayHoldCredentialLine(s string) bool {
+	if !strings.Contains(s, ":") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return true
+		}
+	}
+	for line := range strings.SplitSeq(s, "\n") {
+		line = strings.TrimLeft(line, " \t-")
+		line = strings.TrimPrefix(line, `"`)
+		for _, k := range credentialKeys {
+			if len(line) >= len(k) && strings.EqualFold(line[:len(k)], k) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hasBase64Run is a necessary and sufficient condition for base64Run.
+func hasBase64Run(s string) bool {
+	run := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '+', c == '/':
+			if run++; run >= 40 {
+				return true
+			}
+		default:
+			run = 0
+		}
+	}
+	return false
+}
+
 // SecretMaterial reports what kind of secret material s holds: a private
 // key, a token, a credential line of a kubeconfig, or a URL with
 // credentials or credential-like query parameters; "" if none. Base64
@@ -38,6 +106,9 @@ func keyMaterial(s string) string {
 	if what := secretIn(s); what != "" {
 		return what
 	}
+	if !hasBase64Run(s) {
+		return ""
+	}
 	for _, run := range base64Run.FindAllString(s, 16) {
 		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding} {
 			if b, err := enc.DecodeString(run); err == nil {
@@ -53,13 +124,13 @@ func keyMaterial(s string) string {
 
 func secretIn(s string) string {
 	switch {
-	case privateKeyBlock.MatchString(s):
+	case strings.Contains(s, "-----BEGIN ") && privateKeyBlock.MatchString(s):
 		return "a PEM private key"
-	case jwtLike.MatchString(s):
+	case strings.Contains(s, "eyJ") && jwtLike.MatchString(s):
 		return "a JSON Web Token"
-	case knownToken.MatchString(s):
+	case mayHoldToken(s) && knownToken.MatchString(s):
 		return "an access token"
-	case credentialLine.MatchString(s):
+	case mayHoldCredentialLine(s) && credentialLine.MatchString(s):
 		return "a credential (token, key or password) in a kubeconfig-like text"
 	}
 	return ""
@@ -70,17 +141,25 @@ func secretIn(s string) string {
 // user name), or a credential-like query parameter. A user name alone,
 // as in ssh://git@host/repo, is not a credential.
 func URLCredentials(s string) string {
-	for _, m := range urlUserinfo.FindAllStringSubmatch(s, -1) {
-		scheme, info := strings.ToLower(m[1]), m[2]
-		if strings.Contains(info, ":") {
-			return "a URL with a password"
-		}
-		if scheme == "http" || scheme == "https" || scheme == "oci" {
-			return "a URL with credentials (userinfo)"
+	// Userinfo needs an '@' (for url.Parse too), and a query parameter
+	// a '?', '&' or ';' and a '='.
+	at := strings.Contains(s, "@")
+	if at {
+		for _, m := range urlUserinfo.FindAllStringSubmatch(s, -1) {
+			scheme, info := strings.ToLower(m[1]), m[2]
+			if strings.Contains(info, ":") {
+				return "a URL with a password"
+			}
+			if scheme == "http" || scheme == "https" || scheme == "oci" {
+				return "a URL with credentials (userinfo)"
+			}
 		}
 	}
-	if strings.Contains(s, "://") && tokenQuery.MatchString(s) {
+	if strings.Contains(s, "://") && strings.ContainsAny(s, "?&;") && strings.Contains(s, "=") && tokenQuery.MatchString(s) {
 		return "a URL with a credential-like query parameter"
+	}
+	if !at {
+		return ""
 	}
 	if u, err := url.Parse(strings.TrimSpace(s)); err == nil && u.User != nil {
 		if _, hasPassword := u.User.Password(); hasPassword {
