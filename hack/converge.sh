@@ -15,7 +15,10 @@
 # order for output applied by hand, with `istioctl manifest generate` of the
 # istioctl/ files), runs cert-manager's controllers for a fleet with
 # ca.certManager, runs a real istiod (pilot-discovery) for every istiod
-# Deployment, and checks
+# Deployment, on a pod address of its own added to lo (root is needed),
+# which the API servers call its webhooks at (an Istio object applied and a
+# pod admitted go through istiod's validation and injection for real), and
+# checks
 # what every istiod reports: every other cluster synced, the webhooks
 # patched, a probe Service of every cluster with the right cluster ID and
 # network, every network's gateway at the declared address, the remotes'
@@ -35,15 +38,17 @@
 # The self-test breaks examples/primary-remote-multi-network on purpose
 # (hack/istioctl/converge/break.go: a wrong network label, a missing remote
 # secret, a mismatched meshID, cacerts filled only after istiod started, a
-# gateway Service that asks for another address), examples/argocd-helm
-# with argocd-cm's Secret health check left out, and
-# examples/external-control-plane (the config cluster's webhooks call
-# another address than the external istiod's gateway), and checks that
-# each is caught by the check that should catch it.
+# gateway Service that asks for another address, a fail-closed webhook
+# whose Service nothing serves), examples/argocd-helm with argocd-cm's
+# Secret health check left out, and examples/external-control-plane (the
+# config cluster's webhooks call another address than the external
+# istiod's gateway), and checks that each is caught by the check that
+# should catch it.
 #
 # Tools come from hack/build-tools.sh (cached), or from $MESHFLEET_TOOLS_BIN.
-# Every process is stopped by PID at the end or on SIGINT/SIGTERM, and the
-# work directory is removed (kept with --keep).
+# Every process is stopped by PID at the end or on SIGINT/SIGTERM, the pod
+# addresses are removed from lo (a later run removes those of a run that was
+# killed), and the work directory is removed (kept with --keep).
 set -o errexit -o nounset -o pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -165,7 +170,7 @@ fi
 
 if ((run_self_test)); then
 	# Each case must make the check that should catch it fail.
-	for c in network-label missing-remote-secret mesh-id late-cacerts gateway-address argocd-secret-health config-webhook-address; do
+	for c in network-label missing-remote-secret mesh-id late-cacerts gateway-address argocd-secret-health config-webhook-address unanswered-webhook; do
 		ex=primary-remote-multi-network
 		case $c in
 		network-label) want="probe endpoint" ;;
@@ -175,6 +180,7 @@ if ((run_self_test)); then
 		gateway-address) want="gateway at" ;;
 		argocd-secret-health) want="same root" ex=argocd-helm ;;
 		config-webhook-address) want="call the external istiod at an address" ex=external-control-plane ;;
+		unanswered-webhook) want="failed calling webhook" ;;
 		esac
 		saved_pass=$total_pass saved_fail=$total_fail saved_skip=$total_skip
 		converge_one "self-test-$c" "examples/$ex/fleet.yaml" -break "$c" \

@@ -12,7 +12,7 @@ import (
 
 // The negative cases: each breaks the mesh the way a real mistake would,
 // and names the check that must catch it (hack/converge.sh --self-test).
-var breakCases = []string{"network-label", "missing-remote-secret", "mesh-id", "late-cacerts", "gateway-address", "argocd-secret-health", "config-webhook-address"}
+var breakCases = []string{"network-label", "missing-remote-secret", "mesh-id", "late-cacerts", "gateway-address", "argocd-secret-health", "config-webhook-address", "unanswered-webhook"}
 
 // BreakCatchers maps each case to the check (a substring of its name) that
 // must fail.
@@ -28,6 +28,7 @@ var BreakCatchers = map[string]string{
 	// An external control plane's config cluster whose webhooks call
 	// another address than its ingress gateway's.
 	"config-webhook-address": "call the external istiod at an address",
+	"unanswered-webhook":     "failed calling webhook",
 }
 
 func validBreak(b string) bool {
@@ -147,6 +148,31 @@ func (h *Harness) breakObjects(c *Cluster, objs []*unstructured.Unstructured) []
 			case "EndpointSlice", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "Service":
 				swapString(o.Object, addr, "203.0.113.254")
 			}
+		}
+	case "unanswered-webhook":
+		// The primary's webhooks fail closed from the start and name a
+		// Service nothing serves: istiod still patches their caBundle, and
+		// the API server's call finds no istiod, so its east-west gateway's
+		// pod (which the injector intercepts) is refused, as in a cluster.
+		if c.name != p {
+			return objs
+		}
+		for _, o := range objs {
+			if k := o.GetKind(); k != "ValidatingWebhookConfiguration" && k != "MutatingWebhookConfiguration" {
+				continue
+			}
+			hooks, _, _ := unstructured.NestedSlice(o.Object, "webhooks")
+			for i := range hooks {
+				w, ok := hooks[i].(map[string]any)
+				if !ok {
+					continue
+				}
+				w["failurePolicy"] = "Fail"
+				if _, ok, _ := unstructured.NestedMap(w, "clientConfig", "service"); ok {
+					_ = unstructured.SetNestedField(w, "istiod-nobody", "clientConfig", "service", "name")
+				}
+			}
+			_ = unstructured.SetNestedSlice(o.Object, hooks, "webhooks")
 		}
 	case "gateway-address":
 		// The gateway Service asks for another address than the fleet declares.

@@ -529,7 +529,7 @@ func (h *Harness) sameRoot(ctx context.Context, istiods []*Istiod) (bool, string
 		}
 	}
 	for _, ist := range istiods {
-		conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ist.ports[15012]), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // judged below
+		conn, err := tls.Dial("tcp", fmt.Sprintf("%s:%d", ist.ip, ist.ports[15012]), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // judged below
 		if err != nil {
 			return false, fmt.Sprintf("istiod %s/%s: %v", ist.cluster.name, ist.name, err)
 		}

@@ -43,13 +43,14 @@ type Cluster struct {
 	mapper     *restmapper.DeferredDiscoveryRESTMapper
 	saKey      *rsa.PrivateKey
 
-	startMu sync.Mutex // held while an istiod is looked up and started
-	mu      sync.Mutex
-	steps   []*Step
-	istiods map[string]*Istiod // by namespace/name of the Deployment
-	notes   map[string]string  // stand-in notes shown when a step times out
-	settled bool               // the delivery waits: nothing was applied for a tick
-	kubelet sync.Mutex         // one deployments pass at a time: an istiod is started once
+	startMu  sync.Mutex // held while an istiod is looked up and started
+	mu       sync.Mutex
+	steps    []*Step
+	istiods  map[string]*Istiod // by namespace/name of the Deployment
+	notes    map[string]string  // stand-in notes shown when a step times out
+	admitted map[string]int64   // Deployment UID -> generation whose pod was admitted
+	settled  bool               // the delivery waits: nothing was applied for a tick
+	kubelet  sync.Mutex         // one deployments pass at a time: an istiod is started once
 }
 
 // Procs holds every process the harness started, to stop them by PID.
@@ -114,7 +115,7 @@ func (h *Harness) startClusters(ctx context.Context) error {
 	errs := make(chan error, len(h.names))
 	for _, n := range h.names {
 		c := &Cluster{name: n, fc: h.fleet.Spec.Clusters[n], dir: filepath.Join(h.work, "clusters", n), caPEM: caPEM,
-			istiods: map[string]*Istiod{}, notes: map[string]string{}}
+			istiods: map[string]*Istiod{}, notes: map[string]string{}, admitted: map[string]int64{}}
 		h.clusters[n] = c
 		go func() { errs <- h.startCluster(ctx, c, caKey, caCert) }()
 	}
@@ -190,6 +191,10 @@ func (h *Harness) startCluster(ctx context.Context, c *Cluster, caKey *rsa.Priva
 		"--service-account-max-token-expiration", "48h",
 		"--service-cluster-ip-range", "10.96.0.0/16",
 		"--endpoint-reconciler-type", "none",
+		// Webhook Services resolve through their EndpointSlices, to pod
+		// addresses (podnet.go): no kube-proxy makes ClusterIPs routable
+		// here. kube-proxy would forward a ClusterIP to the same endpoint.
+		"--enable-aggregator-routing=true",
 		"--disable-admission-plugins", "ServiceAccount",
 		"--allow-privileged=true", "--profiling=false")
 	if err := h.startLogged(api, filepath.Join(c.dir, "apiserver.log")); err != nil {

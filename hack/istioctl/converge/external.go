@@ -88,7 +88,7 @@ func (h *Harness) externalWebhooks(ctx context.Context, c, p *Cluster) (bool, st
 	if ist == nil {
 		return false, "no external istiod runs in cluster " + p.name
 	}
-	conn, err := tls.Dial("tcp", "127.0.0.1:"+strconv.Itoa(ist.ports[15017]), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // verified below against each caBundle
+	conn, err := tls.Dial("tcp", net.JoinHostPort(ist.ip, strconv.Itoa(ist.ports[15017])), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // verified below against each caBundle
 	if err != nil {
 		return false, ist.id() + " webhook port: " + err.Error()
 	}

@@ -24,9 +24,11 @@ type Istiod struct {
 	cluster   *Cluster
 	ns, name  string
 	root      string      // its "/" : mounts live under it, and it runs there
-	ports     map[int]int // container port -> local port
+	ip        string      // its pod address (podnet.go)
+	ports     map[int]int // container port -> port it listens on (the same at ip; 8080 moved)
 	http      string      // 127.0.0.1:port of --httpAddr (debug, /ready)
-	plugged   bool        // cacerts had keys when it started
+	cports    []corev1.ContainerPort
+	plugged   bool // cacerts had keys when it started
 	cmd       *exec.Cmd
 	log       string
 	startedAt time.Time
@@ -78,7 +80,7 @@ func (h *Harness) istiodPod(ctx context.Context, c *Cluster, d *appsv1.Deploymen
 	c.mu.Unlock()
 	if ist == nil {
 		// Its pod goes through admission like any other.
-		if why := h.admitPod(ctx, c, d.Namespace, d.Spec.Template.Labels); why != "" {
+		if why := h.admitPod(ctx, c, d); why != "" {
 			return false, why
 		}
 		var err error
@@ -115,7 +117,9 @@ func readFile(p string) string {
 // relative: istiod's defaults, ./etc/cacerts and ./etc/istio/config/mesh,
 // are the mount paths seen from /), its ports moved to free local ones, and
 // a kubeconfig with its ServiceAccount's token for the local API server in
-// place of the in-cluster config.
+// place of the in-cluster config. It listens on a pod address of its own
+// (podnet.go) at its container ports, so that its Service's EndpointSlice
+// can name it and the API server calls its webhooks there.
 func (h *Harness) startIstiod(ctx context.Context, c *Cluster, d *appsv1.Deployment) (*Istiod, error) {
 	var ct *corev1.Container
 	for i := range d.Spec.Template.Spec.Containers {
@@ -131,6 +135,11 @@ func (h *Harness) startIstiod(ctx context.Context, c *Cluster, d *appsv1.Deploym
 	if err := os.MkdirAll(ist.root, 0o755); err != nil {
 		return nil, err
 	}
+	ip, err := h.pods.alloc(h)
+	if err != nil {
+		return nil, err
+	}
+	ist.ip, ist.cports = ip, ct.Ports
 	sa := d.Spec.Template.Spec.ServiceAccountName
 	if sa == "" {
 		sa = "default"
@@ -204,7 +213,7 @@ func (h *Harness) startIstiod(ctx context.Context, c *Cluster, d *appsv1.Deploym
 	for _, e := range ct.Env {
 		val := e.Value
 		if e.ValueFrom != nil {
-			val, err = h.envFrom(ctx, c, d, ct, e.ValueFrom, sa)
+			val, err = h.envFrom(ctx, c, d, ct, e.ValueFrom, sa, ip)
 			if err != nil {
 				return nil, fmt.Errorf("env %s: %w", e.Name, err)
 			}
@@ -227,15 +236,20 @@ func (h *Harness) startIstiod(ctx context.Context, c *Cluster, d *appsv1.Deploym
 	if !hasEnv(ct.Env, "KUBECONFIG") {
 		env = append(env, "KUBECONFIG="+kc)
 	}
-	// Args, with every listening port moved.
+	// Args, with every listener on the pod address, but the debug port
+	// on 127.0.0.1 at a free port: istiod answers /debug only to loopback
+	// callers (as through kubectl port-forward).
 	args := append([]string(nil), ct.Args...)
 	for cp, flag := range istiodPortFlags {
-		p, err := freePort()
-		if err != nil {
-			return nil, err
+		host, p := ip, cp
+		if cp == 8080 {
+			host = "127.0.0.1"
+			if p, err = freePort(); err != nil {
+				return nil, err
+			}
 		}
 		ist.ports[cp] = p
-		args = append(args, fmt.Sprintf("%s=127.0.0.1:%d", flag, p))
+		args = append(args, fmt.Sprintf("%s=%s:%d", flag, host, p))
 	}
 	ist.http = fmt.Sprintf("127.0.0.1:%d", ist.ports[8080])
 	ist.log = filepath.Join(h.work, "istiod-"+base+".log")
@@ -314,7 +328,7 @@ func (h *Harness) volumeFiles(ctx context.Context, c *Cluster, ns, sa string, v 
 	return nil, fmt.Errorf("volume type not stood in")
 }
 
-func (h *Harness) envFrom(ctx context.Context, c *Cluster, d *appsv1.Deployment, ct *corev1.Container, src *corev1.EnvVarSource, sa string) (string, error) {
+func (h *Harness) envFrom(ctx context.Context, c *Cluster, d *appsv1.Deployment, ct *corev1.Container, src *corev1.EnvVarSource, sa, podIP string) (string, error) {
 	switch {
 	case src.FieldRef != nil:
 		switch src.FieldRef.FieldPath {
@@ -326,7 +340,9 @@ func (h *Harness) envFrom(ctx context.Context, c *Cluster, d *appsv1.Deployment,
 			return sa, nil
 		case "spec.nodeName":
 			return "converge-node", nil
-		case "status.podIP", "status.hostIP":
+		case "status.podIP":
+			return podIP, nil
+		case "status.hostIP":
 			return "127.0.0.1", nil
 		}
 		return "", fmt.Errorf("fieldRef %s not stood in", src.FieldRef.FieldPath)

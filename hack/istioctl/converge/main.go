@@ -11,7 +11,9 @@
 //   - with ca.certManager, cert-manager's real controllers and the fleet's
 //     issuer (certmanager.go);
 //   - a real istiod (pilot-discovery) for every istiod Deployment that
-//     gets applied, configured from that Deployment (istiod.go);
+//     gets applied, configured from that Deployment (istiod.go), on a
+//     pod address of its own (podnet.go), where the API servers call its
+//     webhooks through its Service's EndpointSlice (endpoints.go);
 //   - the controllers and people a real cluster has, where they matter to
 //     the mesh, stood in for in standins.go, and only there;
 //   - checks on what every istiod reports (checks.go; an external control
@@ -108,6 +110,7 @@ type Harness struct {
 	names    []string
 	clusters map[string]*Cluster
 	procs    *Procs
+	pods     *podNet
 	ops      *Operator
 
 	mu      sync.Mutex
@@ -146,7 +149,7 @@ func main() {
 	)
 	flag.Parse()
 	h := &Harness{rendered: *rendered, bin: *bin, brk: *brk, stepTimeout: *stepTO, checkTimeout: *checkTO,
-		clusters: map[string]*Cluster{}, procs: &Procs{}}
+		clusters: map[string]*Cluster{}, procs: &Procs{}, pods: &podNet{}}
 	start := time.Now()
 	h.logf = func(format string, args ...any) {
 		if *verbose {
@@ -214,15 +217,18 @@ func main() {
 		fmt.Fprintf(os.Stderr, "converge: %v: stopping\n", s)
 		cancel()
 		h.procs.StopAll()
+		h.pods.release()
 		if own {
 			os.RemoveAll(h.work)
 		}
 		os.Exit(130)
 	}()
 
+	collectStale()
 	rc := h.run(ctx, knownFindings)
 	cancel()
 	h.procs.StopAll()
+	h.pods.release()
 	if own {
 		os.RemoveAll(h.work) // a -work directory is the caller's to keep or remove
 	}

@@ -16,24 +16,44 @@ package main
 //                      balancer annotation binds, or else an arbitrary one
 //                      from 192.0.2.0/24 (nothing bound it: a cloud picks).
 //   deployment controller + kubelet  a Deployment becomes available when
-//                      its pods could be created: every admission webhook
-//                      that intercepts the pod and fails closed has a
-//                      caBundle and something that answers at its service
+//                      its pod could be created. When every admission
+//                      webhook that intercepts the pod is served by a
+//                      Service with a selector, the pod is created with dry
+//                      run and the API server itself calls those webhooks
+//                      (injection, validation); its answer is the verdict.
+//                      A webhook reached through a URL or a Service without
+//                      selector (a remote's: through its primary's
+//                      east-west gateway, not run here) cannot be called
+//                      from here; then each one that fails closed must have
+//                      a caBundle and something that answers at its service
 //                      (a ready istiod its selector picks, or endpoint
 //                      addresses some load balancer of the fleet really
-//                      got) or URL (likewise). The API server cannot call
-//                      a local istiod itself: EndpointSlices refuse
-//                      loopback addresses, and real-world addresses are
-//                      not on this machine. An istiod Deployment is run for real
-//                      (istiod.go) and is available when its /ready says
-//                      so. The istiod Service's EndpointSlice points at it.
-//                      Its pod's ServiceAccount token, ca.crt and
-//                      namespace are mounted where every pod has them,
+//                      got) or URL (likewise). A pod once admitted stays,
+//                      until the Deployment's next generation. An istiod
+//                      Deployment is run for real (istiod.go) and is
+//                      available when its /ready says so. Its pod's
+//                      ServiceAccount token, ca.crt and namespace are
+//                      mounted where every pod has them,
 //                      /var/run/secrets/kubernetes.io/serviceaccount, with
 //                      KUBERNETES_SERVICE_HOST/PORT naming its local API
 //                      server, in a mount namespace of its own (unshare):
 //                      an external istiod reads its own cluster's remote
 //                      secrets with them.
+//   pod network        podnet.go: each istiod listens on a pod address of
+//                      its own, a /32 added to lo (EndpointSlices refuse
+//                      loopback addresses), at its container ports; only
+//                      its debug port stays on 127.0.0.1, as istiod answers
+//                      /debug to loopback callers only. Needs root.
+//   EndpointSlice controller  endpoints.go: a Service whose selector
+//                      picks a running istiod gets an EndpointSlice with
+//                      its pod address and the container ports its
+//                      targetPorts name. The API servers run with
+//                      --enable-aggregator-routing, so they resolve a
+//                      webhook's Service through it (there is no kube-proxy
+//                      to route a ClusterIP; it would forward to the same
+//                      endpoint): an Istio object applied goes through
+//                      istiod's validating webhook for real, and istiod's
+//                      own check before it switches to fail-closed passes.
 //   operator           a person filling placeholders: `cacerts` gets an
 //                      intermediate CA under the run's mesh root, and a
 //                      remote-secret placeholder, and an external control
@@ -111,6 +131,7 @@ func (h *Harness) standins(ctx context.Context, c *Cluster) {
 		h.tokenController(ctx, c)
 		h.loadBalancer(ctx, c)
 		h.deployments(ctx, c)
+		h.endpointSlices(ctx, c)
 		c.mu.Lock()
 		settled := c.settled
 		c.mu.Unlock()
@@ -301,8 +322,21 @@ func (h *Harness) deployments(ctx context.Context, c *Cluster) {
 		if isIstiod(&d) {
 			ready, why = h.istiodPod(ctx, c, &d)
 		} else {
-			why = h.admitPod(ctx, c, d.Namespace, d.Spec.Template.Labels)
+			// A pod once created stays: admission is judged again only
+			// for a new generation of the Deployment.
+			key := string(d.UID)
+			c.mu.Lock()
+			gen, ok := c.admitted[key]
+			c.mu.Unlock()
+			if !ok || gen != d.Generation {
+				why = h.admitPod(ctx, c, &d)
+			}
 			ready = why == ""
+			if ready {
+				c.mu.Lock()
+				c.admitted[key] = d.Generation
+				c.mu.Unlock()
+			}
 		}
 		h.setDeploymentStatus(ctx, c, &d, ready, why)
 	}
@@ -347,10 +381,20 @@ func (h *Harness) setDeploymentStatus(ctx context.Context, c *Cluster, d *appsv1
 	_, _ = c.kc.AppsV1().Deployments(d.Namespace).UpdateStatus(ctx, d, metav1.UpdateOptions{})
 }
 
-// admitPod says why a pod with these labels in ns could not be created
-// ("" when it could): an admission webhook that intercepts it, fails
-// closed, and has no caBundle or nothing answering.
-func (h *Harness) admitPod(ctx context.Context, c *Cluster, ns string, podLabels map[string]string) string {
+// admitPod says why Deployment d's pod could not be created ("" when it
+// could). When every admission webhook that intercepts the pod names a
+// Service of this cluster with a selector (an istiod), or one that does
+// not exist (the API server's call then fails on its own), the pod is
+// created for real with dry run, so the API server itself calls those
+// webhooks (the injector mutates it, a validator may refuse it) and its
+// answer is the verdict. A webhook reached through a URL or a Service
+// without selector (a remote's, through its primary's east-west gateway,
+// which is not run here) cannot be called from here: then each one that
+// fails closed must have a caBundle and something answering (a ready
+// istiod its Service picks, or endpoint addresses some load balancer of
+// the fleet really got).
+func (h *Harness) admitPod(ctx context.Context, c *Cluster, d *appsv1.Deployment) string {
+	ns, podLabels := d.Namespace, d.Spec.Template.Labels
 	nsObj, err := c.kc.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 	if err != nil {
 		return "namespace " + ns + ": " + err.Error()
@@ -376,6 +420,25 @@ func (h *Harness) admitPod(ctx context.Context, c *Cluster, ns string, podLabels
 				hooks = append(hooks, hook{"ValidatingWebhookConfiguration/" + w.Name, x.Name, x.Rules, x.NamespaceSelector, x.ObjectSelector, x.FailurePolicy, x.ClientConfig})
 			}
 		}
+	}
+	intercepting, local := 0, true
+	for _, w := range hooks {
+		if !interceptsPodCreate(w.rules) || !selects(w.nsSel, nsObj.Labels) || !selects(w.objSel, podLabels) {
+			continue
+		}
+		intercepting++
+		if s := w.client.Service; s == nil || h.withoutSelector(ctx, c, s.Namespace, s.Name) {
+			local = false
+		}
+	}
+	if intercepting > 0 && local {
+		pod := &corev1.Pod{ObjectMeta: *d.Spec.Template.ObjectMeta.DeepCopy(), Spec: *d.Spec.Template.Spec.DeepCopy()}
+		pod.Name, pod.Namespace = d.Name+"-converge", ns
+		_, err := c.kc.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err != nil {
+			return "the API server refuses it: " + err.Error()
+		}
+		return ""
 	}
 	var addrs map[string][]lbAddr
 	for _, w := range hooks {
@@ -413,6 +476,13 @@ func (h *Harness) admitPod(ctx context.Context, c *Cluster, ns string, podLabels
 		}
 	}
 	return ""
+}
+
+// withoutSelector reports whether Service ns/name exists without a
+// selector (its endpoints are set by hand: a remote's istiod Service).
+func (h *Harness) withoutSelector(ctx context.Context, c *Cluster, ns, name string) bool {
+	svc, err := c.kc.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+	return err == nil && len(svc.Spec.Selector) == 0
 }
 
 // serviceAnswers says why nothing answers behind a webhook's Service (""
