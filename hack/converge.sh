@@ -15,7 +15,7 @@
 # order for output applied by hand, with `istioctl manifest generate` of the
 # istioctl/ files), runs cert-manager's controllers for a fleet with
 # ca.certManager, runs a real istiod (pilot-discovery) for every istiod
-# Deployment, on a pod address of its own added to lo (root is needed),
+# Deployment, on a pod address of its own in the run's network namespace,
 # which the API servers call its webhooks at (an Istio object applied and a
 # pod admitted go through istiod's validation and injection for real), and
 # checks
@@ -46,9 +46,10 @@
 # should catch it.
 #
 # Tools come from hack/build-tools.sh (cached), or from $MESHFLEET_TOOLS_BIN.
-# Every process is stopped by PID at the end or on SIGINT/SIGTERM, the pod
-# addresses are removed from lo (a later run removes those of a run that was
-# killed), and the work directory is removed (kept with --keep).
+# Each run lives in a network namespace of its own (unshare --net; root is
+# needed), so its listeners and pod addresses never touch the machine's
+# network. Every process is stopped by PID at the end or on SIGINT/SIGTERM,
+# and the work directory is removed (kept with --keep).
 set -o errexit -o nounset -o pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD

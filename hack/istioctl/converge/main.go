@@ -2,7 +2,8 @@
 // takes a fleet (as hack/fleetinfo prints it) and the tree `meshfleet
 // render` wrote for it, and shows whether the mesh comes up:
 //
-//   - one etcd and one kube-apiserver per cluster, on 127.0.0.1;
+//   - one etcd and one kube-apiserver per cluster, on 127.0.0.1 of a
+//     network namespace of its own (netns.go);
 //   - each cluster's output applied in its delivery's order (plan.go,
 //     drive.go), objects made by Istio's real charts (charts.go) or by
 //     `istioctl manifest generate`, readiness computed with kstatus as Flux
@@ -148,6 +149,10 @@ func main() {
 		verbose   = flag.Bool("v", false, "log progress to stderr")
 	)
 	flag.Parse()
+	if err := enterNetns(); err != nil {
+		fmt.Fprintln(os.Stderr, "converge:", err)
+		os.Exit(2)
+	}
 	h := &Harness{rendered: *rendered, bin: *bin, brk: *brk, stepTimeout: *stepTO, checkTimeout: *checkTO,
 		clusters: map[string]*Cluster{}, procs: &Procs{}, pods: &podNet{}}
 	start := time.Now()
@@ -217,18 +222,15 @@ func main() {
 		fmt.Fprintf(os.Stderr, "converge: %v: stopping\n", s)
 		cancel()
 		h.procs.StopAll()
-		h.pods.release()
 		if own {
 			os.RemoveAll(h.work)
 		}
 		os.Exit(130)
 	}()
 
-	collectStale()
 	rc := h.run(ctx, knownFindings)
 	cancel()
 	h.procs.StopAll()
-	h.pods.release()
 	if own {
 		os.RemoveAll(h.work) // a -work directory is the caller's to keep or remove
 	}

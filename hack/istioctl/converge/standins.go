@@ -40,7 +40,8 @@ package main
 //                      an external istiod reads its own cluster's remote
 //                      secrets with them.
 //   pod network        podnet.go: each istiod listens on a pod address of
-//                      its own, a /32 added to lo (EndpointSlices refuse
+//                      its own, a /32 added to the lo of the harness's own
+//                      network namespace (netns.go; EndpointSlices refuse
 //                      loopback addresses), at its container ports; only
 //                      its debug port stays on 127.0.0.1, as istiod answers
 //                      /debug to loopback callers only. Needs root.
