@@ -282,16 +282,23 @@ func (o *Output) lstat(p string) (fs.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	fi, err := d.Lstat(path.Base(p))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, fs.ErrNotExist
-	case err != nil:
-		return nil, o.pathErr(p, err)
-	case fi.Mode()&fs.ModeSymlink != 0:
-		return nil, o.refusal(p, "is a symbolic link"+noLinks)
+	return o.noLink(p)(d.Lstat(path.Base(p)))
+}
+
+// noLink returns a check of what Lstat gave for p: a missing entry is
+// fs.ErrNotExist, and a symbolic link is refused.
+func (o *Output) noLink(p string) func(fs.FileInfo, error) (fs.FileInfo, error) {
+	return func(fi fs.FileInfo, err error) (fs.FileInfo, error) {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, fs.ErrNotExist
+		case err != nil:
+			return nil, o.pathErr(p, err)
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return nil, o.refusal(p, "is a symbolic link"+noLinks)
+		}
+		return fi, nil
 	}
-	return fi, nil
 }
 
 // openDir returns the directory p (slash-separated, clean, "." for the
@@ -314,15 +321,11 @@ func (o *Output) openDir(p string) (*os.Root, error) {
 		return nil, err
 	}
 	base := path.Base(p)
-	fi, err := parent.Lstat(base)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, fs.ErrNotExist
-	case err != nil:
-		return nil, o.pathErr(p, err)
-	case fi.Mode()&fs.ModeSymlink != 0:
-		return nil, o.refusal(p, "is a symbolic link"+noLinks)
-	case !fi.IsDir():
+	fi, err := o.noLink(p)(parent.Lstat(base))
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
 		return nil, o.refusal(p, describe(fi)+", not a directory")
 	}
 	d, err := parent.OpenRoot(base)
