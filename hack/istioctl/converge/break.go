@@ -12,7 +12,7 @@ import (
 
 // The negative cases: each breaks the mesh the way a real mistake would,
 // and names the check that must catch it (hack/converge.sh --self-test).
-var breakCases = []string{"network-label", "missing-remote-secret", "mesh-id", "late-cacerts", "gateway-address", "argocd-secret-health", "config-webhook-address", "unanswered-webhook"}
+var breakCases = []string{"network-label", "missing-remote-secret", "mesh-id", "late-cacerts", "gateway-address", "argocd-secret-health", "config-webhook-address", "unanswered-webhook", "config-webhook-host", "gateway-cert-name"}
 
 // BreakCatchers maps each case to the check (a substring of its name) that
 // must fail.
@@ -29,6 +29,12 @@ var BreakCatchers = map[string]string{
 	// another address than its ingress gateway's.
 	"config-webhook-address": "call the external istiod at an address",
 	"unanswered-webhook":     "failed calling webhook",
+	// Run on a host-named external control plane: the config cluster's
+	// webhooks call another host name than the fleet's (the owner's DNS
+	// has no record for it), and the gateway's publicly trusted
+	// certificate is issued for another name.
+	"config-webhook-host": "call the external istiod at an address",
+	"gateway-cert-name":   "call the external istiod at an address",
 }
 
 func validBreak(b string) bool {
@@ -134,19 +140,34 @@ func (h *Harness) breakObjects(c *Cluster, objs []*unstructured.Unstructured) []
 			out = append(out, o)
 		}
 		return out
-	case "config-webhook-address":
+	case "config-webhook-address", "config-webhook-host":
 		// The config cluster's istiod EndpointSlice (remotePilotAddress)
-		// and webhook URLs name another address than the gateway's.
+		// and webhook URLs name another address (or host name) than the
+		// gateway's.
 		fc := h.fleet.Spec.Clusters[c.name]
 		x := h.fleet.Spec.Clusters[fc.ControlPlane]
 		if !fc.ConfigCluster || x == nil || x.IstiodGateway == nil {
 			return objs
 		}
-		addr := x.IstiodGateway.Address
+		addr, other := x.IstiodGateway.Address, "203.0.113.254"
+		if h.brk == "config-webhook-host" {
+			other = "other-" + addr
+		}
 		for _, o := range objs {
 			switch o.GetKind() {
 			case "EndpointSlice", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "Service":
-				swapString(o.Object, addr, "203.0.113.254")
+				swapString(o.Object, addr, other)
+			}
+		}
+	case "gateway-cert-name":
+		// The istiod gateway's certificate is issued for another name.
+		fc := h.fleet.Spec.Clusters[c.name]
+		if fc.IstiodGateway == nil {
+			return objs
+		}
+		for _, o := range objs {
+			if o.GetKind() == "Certificate" {
+				swapString(o.Object, fc.IstiodGateway.Address, "other-"+fc.IstiodGateway.Address)
 			}
 		}
 	case "unanswered-webhook":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rsa"
 	"crypto/x509"
 	"fmt"
 	"os"
@@ -36,7 +37,21 @@ func (h *Harness) startCertManager(ctx context.Context, c *Cluster) error {
 	if kind == "" {
 		kind = "ClusterIssuer"
 	}
-	bin := filepath.Join(h.bin, "cert-manager-controller")
+	if err := h.installCertManager(ctx, c); err != nil {
+		return err
+	}
+	if kind == "Issuer" && c.fc.Role != "primary" {
+		return nil
+	}
+	return h.caIssuer(ctx, c, is.Name, kind, h.ops.rootKey, h.ops.rootPEM)
+}
+
+// installCertManager applies cert-manager's CRDs and starts its
+// controllers against the cluster, once.
+func (h *Harness) installCertManager(ctx context.Context, c *Cluster) error {
+	if c.certManager {
+		return nil
+	}
 	crds, err := os.ReadFile(filepath.Join(h.bin, "cert-manager-crds.yaml"))
 	if err != nil {
 		return fmt.Errorf("cert-manager's CRDs (hack/build-tools.sh puts them next to the tools): %w", err)
@@ -51,37 +66,80 @@ func (h *Harness) startCertManager(ctx context.Context, c *Cluster) error {
 	if err := h.waitCRDs(ctx, c, objs); err != nil {
 		return err
 	}
+	if err := h.runCertManager(ctx, c, filepath.Join(h.bin, "cert-manager-controller")); err != nil {
+		return err
+	}
+	c.certManager = true
+	return nil
+}
+
+// caIssuer creates cert-manager issuer name of kind (ClusterIssuer, its CA
+// Secret in cert-manager's namespace, or Issuer in istio-system) as a CA
+// issuer signing with key under the root rootPEM.
+func (h *Harness) caIssuer(ctx context.Context, c *Cluster, name, kind string, key *rsa.PrivateKey, rootPEM []byte) error {
 	ns := certManagerNS
 	if kind == "Issuer" {
-		if c.fc.Role != "primary" {
-			return h.runCertManager(ctx, c, bin)
-		}
 		ns = "istio-system"
 	}
 	if _, err := c.kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	secret := is.Name + "-ca"
-	keyPEM := pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(h.ops.rootKey))
+	secret := name + "-ca"
+	keyPEM := pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(key))
 	if _, err := c.kc.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: secret, Namespace: ns},
 		Type:       corev1.SecretTypeTLS,
-		Data:       map[string][]byte{"tls.crt": h.ops.rootPEM, "tls.key": keyPEM},
+		Data:       map[string][]byte{"tls.crt": rootPEM, "tls.key": keyPEM},
 	}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
 	issuer := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "cert-manager.io/v1", "kind": kind,
-		"metadata": map[string]any{"name": is.Name},
+		"metadata": map[string]any{"name": name},
 		"spec":     map[string]any{"ca": map[string]any{"secretName": secret}},
 	}}
 	if kind == "Issuer" {
 		issuer.SetNamespace(ns)
 	}
 	if err := h.applyAs(ctx, c, issuer, ns, "operator"); err != nil {
-		return fmt.Errorf("%s %s: %w", kind, is.Name, err)
+		return fmt.Errorf("%s %s: %w", kind, name, err)
 	}
-	return h.runCertManager(ctx, c, bin)
+	return nil
+}
+
+// startPublicIssuers: a gateway certificate whose issuer the fleet names
+// (certificate.issuer, meant to be publicly trusted: Istio's guide leaves
+// the webhooks without caBundle then) is issued by cert-manager from that
+// issuer, which its owner runs as a public CA would: the harness plays the
+// public CA, whose root (publicRoot) every API server trusts as a system
+// root. The mesh root's issuer (ca.certManager) is left to
+// startCertManager.
+func (h *Harness) startPublicIssuers(ctx context.Context, c *Cluster) error {
+	for _, g := range []*FleetGateway{c.fc.EastWestGateway, c.fc.IstiodGateway} {
+		if g == nil || g.Certificate == nil || g.Certificate.Issuer == nil || g.Certificate.Issuer.Name == "" {
+			continue
+		}
+		is := g.Certificate.Issuer
+		if cm := h.fleet.Spec.CA.CertManager; cm != nil && cm.Issuer.Name == is.Name {
+			continue
+		}
+		if is.Group != "" && is.Group != "cert-manager.io" {
+			return fmt.Errorf("issuer group %s: only cert-manager's own issuers are run here", is.Group)
+		}
+		kind := is.Kind
+		if kind == "" {
+			kind = "ClusterIssuer"
+		}
+		if err := h.installCertManager(ctx, c); err != nil {
+			return err
+		}
+		pub := h.publicCA()
+		if err := h.caIssuer(ctx, c, is.Name, kind, pub.key, pub.pem); err != nil {
+			return err
+		}
+		h.logf("cluster %s: %s %s signs as the public CA", c.name, kind, is.Name)
+	}
+	return nil
 }
 
 func (h *Harness) runCertManager(ctx context.Context, c *Cluster, bin string) error {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -143,7 +144,7 @@ func (h *Harness) checks(ctx context.Context) {
 					}
 					var seen []string
 					for _, g := range gws {
-						if fmt.Sprint(g["Network"]) == network && fmt.Sprint(g["Addr"]) == addr {
+						if fmt.Sprint(g["Network"]) == network && (fmt.Sprint(g["Addr"]) == addr || slices.Contains(h.resolveName(ctx, addr), fmt.Sprint(g["Addr"]))) {
 							return true, ""
 						}
 						seen = append(seen, fmt.Sprintf("%v@%v:%v(cluster %v)", g["Network"], g["Addr"], g["Port"], g["Cluster"]))
@@ -492,8 +493,12 @@ func (h *Harness) remotePilotAddress(ctx context.Context, c *Cluster) (bool, str
 		}
 	}
 	for _, t := range targets {
-		if !got[t] {
-			return false, fmt.Sprintf("its injection webhook calls %s, but the load balancers of %s got [%s]", t, p.name, strings.Join(gotList, " "))
+		ok := false
+		for _, a := range h.resolveName(ctx, t) {
+			ok = ok || got[a]
+		}
+		if !ok {
+			return false, fmt.Sprintf("its injection webhook calls %s (the owner's DNS resolves it to %v), but the load balancers of %s got [%s]", t, h.resolveName(ctx, t), p.name, strings.Join(gotList, " "))
 		}
 	}
 	return true, ""

@@ -50,7 +50,9 @@ type Cluster struct {
 	notes    map[string]string  // stand-in notes shown when a step times out
 	admitted map[string]int64   // Deployment UID -> generation whose pod was admitted
 	settled  bool               // the delivery waits: nothing was applied for a tick
-	kubelet  sync.Mutex         // one deployments pass at a time: an istiod is started once
+
+	certManager bool       // cert-manager's CRDs applied and its controllers started
+	kubelet     sync.Mutex // one deployments pass at a time: an istiod is started once
 }
 
 // Procs holds every process the harness started, to stop them by PID.
@@ -197,6 +199,10 @@ func (h *Harness) startCluster(ctx context.Context, c *Cluster, caKey *rsa.Priva
 		"--enable-aggregator-routing=true",
 		"--disable-admission-plugins", "ServiceAccount",
 		"--allow-privileged=true", "--profiling=false")
+	// The public CA's root is a system root of every API server (Go reads
+	// SSL_CERT_FILE on Linux), as a cloud's API server trusts public CAs:
+	// a webhook without caBundle is verified with it.
+	api.Env = append(os.Environ(), "SSL_CERT_FILE="+h.publicCA().file)
 	if err := h.startLogged(api, filepath.Join(c.dir, "apiserver.log")); err != nil {
 		return fmt.Errorf("cluster %s: kube-apiserver: %w", c.name, err)
 	}

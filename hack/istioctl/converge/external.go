@@ -129,12 +129,28 @@ func (h *Harness) externalWebhooks(ctx context.Context, c, p *Cluster) (bool, st
 		}
 		for _, t := range targets {
 			host, port, _ := net.SplitHostPort(t)
-			if !exposedBy(addrs[host], p, port) {
-				bad = append(bad, fmt.Sprintf("%s calls %s, which no load balancer of %s got with port %s", w.id, t, p.name, port))
+			ok := false
+			for _, a := range h.resolveName(ctx, host) {
+				ok = ok || exposedBy(addrs[a], p, port)
+			}
+			if !ok {
+				bad = append(bad, fmt.Sprintf("%s calls %s (the owner's DNS resolves it to %v), which no load balancer of %s got with port %s", w.id, t, h.resolveName(ctx, host), p.name, port))
 			}
 		}
 		if len(w.cc.CABundle) == 0 {
-			bad = append(bad, w.id+" has no caBundle")
+			// A publicly trusted gateway certificate (the URL's host
+			// name): judged at the gateway, with the system roots.
+			if w.cc.URL == nil {
+				bad = append(bad, w.id+" has no caBundle")
+			} else if u, err := url.Parse(*w.cc.URL); err == nil {
+				port := u.Port()
+				if port == "" {
+					port = "443"
+				}
+				if why := h.urlAnswers(ctx, addrs, u.Hostname(), port, nil); why != "" {
+					bad = append(bad, w.id+" "+why)
+				}
+			}
 			continue
 		}
 		pool := x509.NewCertPool()

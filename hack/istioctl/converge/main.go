@@ -80,17 +80,28 @@ type Fleet struct {
 
 // FleetCluster is one cluster as the fleet declares it.
 type FleetCluster struct {
-	Role            string `json:"role"`
-	Network         string `json:"network"`
-	APIServer       string `json:"apiServer"`
-	ControlPlane    string `json:"controlPlane"`
-	ConfigCluster   bool   `json:"configCluster"`
-	EastWestGateway *struct {
-		Address string `json:"address"`
-	} `json:"eastWestGateway"`
-	IstiodGateway *struct {
-		Address string `json:"address"`
-	} `json:"istiodGateway"`
+	Role            string        `json:"role"`
+	Network         string        `json:"network"`
+	APIServer       string        `json:"apiServer"`
+	ControlPlane    string        `json:"controlPlane"`
+	ConfigCluster   bool          `json:"configCluster"`
+	EastWestGateway *FleetGateway `json:"eastWestGateway"`
+	IstiodGateway   *FleetGateway `json:"istiodGateway"`
+}
+
+// FleetGateway is a gateway the fleet declares: its address (an IP or a
+// host name the owner keeps a DNS record for, dns.go) and the certificate
+// it terminates TLS with.
+type FleetGateway struct {
+	Address     string `json:"address"`
+	Certificate *struct {
+		SecretName string `json:"secretName"`
+		Issuer     *struct {
+			Name  string `json:"name"`
+			Kind  string `json:"kind"`
+			Group string `json:"group"`
+		} `json:"issuer"`
+	} `json:"certificate"`
 }
 
 // Harness is one run.
@@ -119,6 +130,9 @@ type Harness struct {
 
 	unshareOnce sync.Once
 	unshareErr  error // unshare(1) cannot make a mount namespace here
+
+	publicOnce sync.Once
+	public     *publicCA
 
 	mentionOnce sync.Once
 	mentionText string
@@ -258,6 +272,12 @@ func (h *Harness) run(ctx context.Context, known []knownFinding) int {
 				fmt.Printf("FAIL setup: cluster %s: cert-manager: %v\n0 passed, 1 failed\n", n, err)
 				return 1
 			}
+		}
+	}
+	for _, n := range h.names {
+		if err := h.startPublicIssuers(ctx, h.clusters[n]); err != nil {
+			fmt.Printf("FAIL setup: cluster %s: public CA: %v\n0 passed, 1 failed\n", n, err)
+			return 1
 		}
 	}
 	for _, n := range h.names {

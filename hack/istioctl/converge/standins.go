@@ -450,10 +450,10 @@ func (h *Harness) admitPod(ctx context.Context, c *Cluster, d *appsv1.Deployment
 			continue
 		}
 		id := w.cfg + " webhook " + w.name
-		if len(w.client.CABundle) == 0 {
-			return id + " fails closed and has no caBundle (nothing patched it)"
-		}
 		if s := w.client.Service; s != nil {
+			if len(w.client.CABundle) == 0 {
+				return id + " fails closed and has no caBundle (nothing patched it)"
+			}
 			if why := h.serviceAnswers(ctx, c, s.Namespace, s.Name, s.Port); why != "" {
 				return id + " fails closed and " + why
 			}
@@ -471,9 +471,39 @@ func (h *Harness) admitPod(ctx context.Context, c *Cluster, d *appsv1.Deployment
 			if port == "" {
 				port = "443"
 			}
-			if !exposes(addrs[u.Hostname()], port) {
-				return fmt.Sprintf("%s fails closed and no load balancer got address %s with port %s (its URL %s)", id, u.Hostname(), port, *w.client.URL)
+			if why := h.urlAnswers(ctx, addrs, u.Hostname(), port, w.client.CABundle); why != "" {
+				return fmt.Sprintf("%s fails closed and %s (its URL %s)", id, why, *w.client.URL)
 			}
+		}
+	}
+	return ""
+}
+
+// urlAnswers says why an API server cannot call host:port ("" when it
+// can): the owner's DNS resolves host to an address some load balancer of
+// the fleet got with the port (dns.go), and where that gateway terminates
+// TLS its certificate verifies for host against the caBundle, or, without
+// caBundle, against the system roots (the public CA's). Without caBundle
+// a gateway that passes TLS through does not do: istiod's own certificate
+// is not publicly trusted.
+func (h *Harness) urlAnswers(ctx context.Context, addrs map[string][]lbAddr, host, port string, caBundle []byte) string {
+	lbs := h.lbFor(ctx, addrs, host, port)
+	if len(lbs) == 0 {
+		return fmt.Sprintf("no load balancer got address %s with port %s (the owner's DNS resolves it to %v)", host, port, h.resolveName(ctx, host))
+	}
+	roots := x509.NewCertPool()
+	if len(caBundle) > 0 {
+		roots.AppendCertsFromPEM(caBundle)
+	} else {
+		roots.AddCert(h.publicCA().cert)
+	}
+	for _, lb := range lbs {
+		found, why := h.gatewayCert(ctx, lb, host, port, roots)
+		if why != "" {
+			return why
+		}
+		if !found && len(caBundle) == 0 {
+			return fmt.Sprintf("has no caBundle, and no Gateway of cluster %s terminates TLS for %s:%s with a certificate the system roots trust", lb.cluster.name, host, port)
 		}
 	}
 	return ""
