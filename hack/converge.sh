@@ -25,7 +25,13 @@
 # remotePilotAddress, one mesh ID and one root of trust; with an external
 # control plane, that its istiod reads the config cluster and the remotes
 # (not its own cluster) and that their webhooks call the ingress gateway's
-# address with the CA bundle the external istiod serves. The stand-ins for
+# address with the CA bundle the external istiod serves. A gateway the
+# fleet declares by host name is reached through the owner's DNS record
+# (the name -> the address its Service's load balancer got), and a
+# gateway certificate from an issuer the fleet names is issued by
+# cert-manager from a public CA the harness plays, whose root the API
+# servers trust as their system roots (webhooks without caBundle are
+# verified with it). The stand-ins for
 # the parts of a cluster it has no real one of are documented in
 # hack/istioctl/converge/standins.go.
 #
@@ -40,10 +46,12 @@
 # secret, a mismatched meshID, cacerts filled only after istiod started, a
 # gateway Service that asks for another address, a fail-closed webhook
 # whose Service nothing serves), examples/argocd-helm with argocd-cm's
-# Secret health check left out, and examples/external-control-plane (the
+# Secret health check left out, examples/external-control-plane (the
 # config cluster's webhooks call another address than the external
-# istiod's gateway), and checks that each is caught by the check that
-# should catch it.
+# istiod's gateway), examples/external-control-plane-sail twice (the
+# config cluster's webhooks call another host name than the fleet's; the
+# gateway's publicly trusted certificate is issued for another name), and
+# checks that each is caught by the check that should catch it.
 #
 # Tools come from hack/build-tools.sh (cached), or from $MESHFLEET_TOOLS_BIN.
 # Each run lives in a network namespace of its own (unshare --net; root is
@@ -171,7 +179,7 @@ fi
 
 if ((run_self_test)); then
 	# Each case must make the check that should catch it fail.
-	for c in network-label missing-remote-secret mesh-id late-cacerts gateway-address argocd-secret-health config-webhook-address unanswered-webhook; do
+	for c in network-label missing-remote-secret mesh-id late-cacerts gateway-address argocd-secret-health config-webhook-address unanswered-webhook config-webhook-host gateway-cert-name; do
 		ex=primary-remote-multi-network
 		case $c in
 		network-label) want="probe endpoint" ;;
@@ -182,6 +190,7 @@ if ((run_self_test)); then
 		argocd-secret-health) want="same root" ex=argocd-helm ;;
 		config-webhook-address) want="call the external istiod at an address" ex=external-control-plane ;;
 		unanswered-webhook) want="failed calling webhook" ;;
+		config-webhook-host | gateway-cert-name) want="call the external istiod at an address" ex=external-control-plane-sail ;;
 		esac
 		saved_pass=$total_pass saved_fail=$total_fail saved_skip=$total_skip
 		converge_one "self-test-$c" "examples/$ex/fleet.yaml" -break "$c" \

@@ -15,6 +15,24 @@ package main
 //                      spec.loadBalancerIP, or the address a known load
 //                      balancer annotation binds, or else an arbitrary one
 //                      from 192.0.2.0/24 (nothing bound it: a cloud picks).
+//   owner's DNS        dns.go: a gateway the fleet declares by host name
+//                      resolves to the addresses the LoadBalancer Services
+//                      of its cluster exposing the gateway's port (15443
+//                      east-west, 15012 istiod) got, as the record its
+//                      owner keeps; any other name resolves to nothing.
+//                      The stand-ins and the checks resolve through it
+//                      (no process here calls a host-named gateway:
+//                      istiod resolves only load balancer host names,
+//                      through a DNS server, and the Services here carry
+//                      addresses).
+//   public CA          dns.go, certmanager.go: a gateway certificate whose
+//                      issuer the fleet names (meant to be publicly
+//                      trusted) is issued by cert-manager's real
+//                      controllers from that issuer, which the harness
+//                      provides as a CA issuer under a "public" root; the
+//                      API servers trust that root as their system roots
+//                      (SSL_CERT_FILE). The mesh root is never a system
+//                      root.
 //   deployment controller + kubelet  a Deployment becomes available when
 //                      its pod could be created. When every admission
 //                      webhook that intercepts the pod is served by a
@@ -25,10 +43,16 @@ package main
 //                      selector (a remote's: through its primary's
 //                      east-west gateway, not run here) cannot be called
 //                      from here; then each one that fails closed must have
-//                      a caBundle and something that answers at its service
-//                      (a ready istiod its selector picks, or endpoint
+//                      something that answers at its service (a caBundle
+//                      and a ready istiod its selector picks, or endpoint
 //                      addresses some load balancer of the fleet really
-//                      got) or URL (likewise). A pod once admitted stays,
+//                      got) or URL (its host, through the owner's DNS, is
+//                      such an address with the URL's port; where an Istio
+//                      Gateway there terminates TLS for the host, its
+//                      credentialName certificate verifies for the host
+//                      against the caBundle, or without caBundle against
+//                      the public CA's root: a webhook without caBundle
+//                      needs such a gateway). A pod once admitted stays,
 //                      until the Deployment's next generation. An istiod
 //                      Deployment is run for real (istiod.go) and is
 //                      available when its /ready says so. Its pod's
@@ -91,11 +115,12 @@ package main
 //                      refused, as Sail refuses it. Sail's module is not
 //                      on the Go module proxy.
 //
-// Not stood in: cert-manager. For a fleet with ca.certManager its real
-// controllers run (certmanager.go, hack/certmanager); the operator only
-// provides what the README leaves to the owner, before the delivery
-// starts: cert-manager's CRDs and the fleet's issuer, a CA issuer holding
-// the run's mesh root. Argo CD's health is not stood in either: the
+// Not stood in: cert-manager. For a fleet with ca.certManager, or a
+// gateway certificate with an issuer, its real controllers run
+// (certmanager.go, hack/certmanager); the operator only provides what the
+// README leaves to the owner, before the delivery starts: cert-manager's
+// CRDs and the fleet's issuers, CA issuers holding the run's mesh root or
+// the public CA's root. Argo CD's health is not stood in either: the
 // argocd-cm Lua scripts run in Argo CD's interpreter (argohealth.go).
 
 import (
