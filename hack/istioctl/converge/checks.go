@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	admv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -369,11 +370,36 @@ func field(m map[string]any, name string) (any, bool) {
 func (h *Harness) webhooksPatched(ctx context.Context, c *Cluster) (bool, string) {
 	var missing []string
 	total := 0
+	var addrs map[string][]lbAddr
+	// unpatched: a webhook without caBundle, unless it calls a URL at a
+	// gateway whose certificate the API server's system roots trust for
+	// the URL's host (a publicly trusted certificate, where the output
+	// leaves the caBundle out on purpose; dns.go).
+	unpatched := func(cc admv1.WebhookClientConfig) bool {
+		if len(cc.CABundle) > 0 {
+			return false
+		}
+		if cc.URL == nil {
+			return true
+		}
+		u, err := url.Parse(*cc.URL)
+		if err != nil {
+			return true
+		}
+		port := u.Port()
+		if port == "" {
+			port = "443"
+		}
+		if addrs == nil {
+			addrs = h.lbAddresses(ctx)
+		}
+		return h.urlAnswers(ctx, addrs, u.Hostname(), port, nil) != ""
+	}
 	if l, err := c.kc.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, metav1.ListOptions{}); err == nil {
 		for _, w := range l.Items {
 			for _, x := range w.Webhooks {
 				total++
-				if len(x.ClientConfig.CABundle) == 0 {
+				if unpatched(x.ClientConfig) {
 					missing = append(missing, "MutatingWebhookConfiguration/"+w.Name+" "+x.Name)
 				}
 			}
@@ -383,7 +409,7 @@ func (h *Harness) webhooksPatched(ctx context.Context, c *Cluster) (bool, string
 		for _, w := range l.Items {
 			for _, x := range w.Webhooks {
 				total++
-				if len(x.ClientConfig.CABundle) == 0 {
+				if unpatched(x.ClientConfig) {
 					missing = append(missing, "ValidatingWebhookConfiguration/"+w.Name+" "+x.Name)
 				}
 			}
