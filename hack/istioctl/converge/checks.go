@@ -157,7 +157,7 @@ func (h *Harness) checks(ctx context.Context) {
 	}
 	for _, n := range h.names {
 		c := h.clusters[n]
-		cs = append(cs, check{"webhooks of " + n + " have a caBundle", func(ctx context.Context) (bool, string) { return h.webhooksPatched(ctx, c) }})
+		cs = append(cs, check{"webhooks of " + n + " have a caBundle (or call a gateway with a publicly trusted certificate)", func(ctx context.Context) (bool, string) { return h.webhooksPatched(ctx, c) }})
 		cs = append(cs, check{"injector values of " + n + " carry mesh ID " + h.fleet.Spec.Mesh.ID, func(ctx context.Context) (bool, string) {
 			return h.injectorMeshID(ctx, c)
 		}})
