@@ -152,11 +152,11 @@ func gatewayCertificate(in *plan.IstiodIngress) Object {
 // cluster with: bound to the ClusterRoles and the Role of istiod that the
 // remote profile with configCluster installs (the bindings may name them
 // before they exist), and a long-lived token Kubernetes mints for it.
-func configAccount(f *fleet.Fleet, c *plan.Cluster) []Object {
+func configAccount(f *fleet.Fleet, c *plan.Cluster, in plan.Installer) []Object {
 	ns, sa := c.Namespace(), c.ConfigAccount
 	suffix := ""
-	if rev := c.Revision(); rev != "" {
-		suffix = "-" + rev
+	if cp := c.MeshControlPlane(); cp != nil && in.ChartRevision(cp) != "" {
+		suffix = "-" + in.ChartRevision(cp)
 	}
 	subjects := []any{map[string]any{"kind": "ServiceAccount", "name": sa, "namespace": ns}}
 	binding := func(kind, role string) Object {

@@ -2,6 +2,7 @@ package mesh_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -238,6 +239,33 @@ func TestExternalControlPlaneHelmBaseNamespace(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("%s: no base release", name)
+		}
+	}
+}
+
+// The config account and the reader bind the ClusterRoles the installer's
+// charts make, which Sail names after the Istio (external-istiod) even
+// without a fleet revision; a binding to a role nothing makes leaves the
+// external istiod forbidden on its config cluster.
+func TestExternalControlPlaneBindingsFollowChartRevision(t *testing.T) {
+	for installer, want := range map[string]string{
+		fleet.InstallerIstioctl: "istiod-clusterrole-external-istiod",
+		fleet.InstallerHelm:     "istiod-clusterrole-external-istiod",
+		fleet.InstallerSail:     "istiod-clusterrole-external-istiod-external-istiod",
+	} {
+		p := mesh.Build(parse(t, ecpFleet(installer, "192.0.2.50")))
+		var roles []string
+		for _, s := range cluster(p, "config").Stages {
+			for _, f := range s.Files {
+				for _, o := range f.Objects {
+					if o["kind"] == "ClusterRoleBinding" {
+						roles = append(roles, get(o, "roleRef", "name").(string))
+					}
+				}
+			}
+		}
+		if !slices.Contains(roles, want) {
+			t.Errorf("%s: config cluster binds ClusterRoles %v, want one of them %s", installer, roles, want)
 		}
 	}
 }

@@ -257,10 +257,10 @@ func layCluster(f *fleet.Fleet, c *plan.Cluster, in plan.Installer) Cluster {
 		s.add(StageNamespace, "cacerts.yaml", cas...)
 	}
 	if c.Reader {
-		s.add(StageNamespace, "reader.yaml", reader(f, c)...)
+		s.add(StageNamespace, "reader.yaml", reader(f, c, in)...)
 	}
 	if c.ConfigAccount != "" {
-		s.add(StageNamespace, "config-account.yaml", configAccount(f, c)...)
+		s.add(StageNamespace, "config-account.yaml", configAccount(f, c, in)...)
 	}
 	for i := range c.ControlPlanes {
 		s.put(&pc, StageControlPlane, in.ControlPlane(&c.ControlPlanes[i]))

@@ -251,7 +251,7 @@ func externalSecret(s fleet.Secrets, name, ns string, target map[string]any, dat
 // claims it too. The binding may name the ClusterRole before it exists.
 // With External Secrets a PushSecret pushes the token and CA to
 // <prefix>/<cluster>/reader, where the primaries' ExternalSecrets read it.
-func reader(f *fleet.Fleet, c *plan.Cluster) []Object {
+func reader(f *fleet.Fleet, c *plan.Cluster, in plan.Installer) []Object {
 	ns := c.Namespace()
 	// The binding is named after the ClusterRole's revision: roleRef is
 	// immutable, so a new revision gets a new binding and the old one is
@@ -263,14 +263,15 @@ func reader(f *fleet.Fleet, c *plan.Cluster) []Object {
 		if cp.Role == plan.RoleLocal {
 			continue
 		}
+		rev := in.ChartRevision(&cp)
 		if cp.Suffix == "" {
 			suffixes = []string{ns}
-			if rev := c.Revision(); rev != "" {
+			if rev != "" {
 				suffixes = []string{rev + "-" + ns}
 			}
 			break
 		}
-		suffixes = append(suffixes, cp.Revision+"-"+ns)
+		suffixes = append(suffixes, rev+"-"+ns)
 	}
 	if len(suffixes) == 0 {
 		suffixes = []string{ns}

@@ -57,6 +57,11 @@ type Output struct {
 type Installer interface {
 	ControlPlane(cp *ControlPlane) Output
 	Gateway(gw *Gateway) Output
+	// ChartRevision is the revision the charts the installer runs name
+	// a control plane's RBAC and webhooks after ("" for none), which
+	// objects outside the installer's (the reader and config accounts'
+	// bindings) must name too.
+	ChartRevision(cp *ControlPlane) string
 }
 
 // IstioNamespace is the namespace of a primary's or remote's control
@@ -271,12 +276,21 @@ func (c *Cluster) Namespace() string {
 
 // Revision returns the revision of the cluster's mesh control plane.
 func (c *Cluster) Revision() string {
-	for _, cp := range c.ControlPlanes {
-		if cp.Role != RoleLocal {
-			return cp.Revision
-		}
+	if cp := c.MeshControlPlane(); cp != nil {
+		return cp.Revision
 	}
 	return ""
+}
+
+// MeshControlPlane returns the cluster's (first) mesh control plane, not
+// the local one of an external control plane's cluster, or nil.
+func (c *Cluster) MeshControlPlane() *ControlPlane {
+	for i := range c.ControlPlanes {
+		if c.ControlPlanes[i].Role != RoleLocal {
+			return &c.ControlPlanes[i]
+		}
+	}
+	return nil
 }
 
 // The shared bases.

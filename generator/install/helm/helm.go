@@ -107,6 +107,9 @@ func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 // ISTIO_META_REQUESTED_NETWORK_VIEW and opens ports 15021, 15443, 15012
 // and 15017; the chart's service.type, service.loadBalancerIP and
 // service.annotations bind the Service to the fleet's address.
+// ChartRevision: the charts are given the control plane's revision.
+func (Installer) ChartRevision(cp *plan.ControlPlane) string { return cp.Revision }
+
 func (Installer) Gateway(gw *plan.Gateway) plan.Output {
 	service := map[string]any{"type": gw.Service.Type}
 	if gw.Service.LoadBalancerIP != "" {
