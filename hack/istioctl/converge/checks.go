@@ -261,6 +261,16 @@ func (ist *Istiod) debug(ctx context.Context, what string, into any) error {
 // probeIP is the address of cluster i's probe endpoint.
 func probeIP(i int) string { return fmt.Sprintf("10.244.%d.7", i+1) }
 
+// probeShards returns the istiod's endpoint shards and the address of
+// cluster n's probe endpoint.
+func (ist *Istiod) probeShards(ctx context.Context, h *Harness, n string) (map[string]map[string]any, string, error) {
+	var shards map[string]map[string]any
+	if err := ist.debug(ctx, "endpointShardz", &shards); err != nil {
+		return nil, "", err
+	}
+	return shards, probeIP(slices.Index(h.names, n)), nil
+}
+
 // probe creates, in every cluster, Service converge-probe/probe and an
 // EndpointSlice with one endpoint of that cluster's own address.
 func (h *Harness) probe(ctx context.Context) {
@@ -305,15 +315,9 @@ func (ist *Istiod) hasProbe(ctx context.Context, h *Harness, n, network string) 
 	if host == "" {
 		return false, "its registry has no probe." + probeNS + " Service"
 	}
-	var shards map[string]map[string]any
-	if err := ist.debug(ctx, "endpointShardz", &shards); err != nil {
+	shards, ip, err := ist.probeShards(ctx, h, n)
+	if err != nil {
 		return false, err.Error()
-	}
-	ip := ""
-	for i, x := range h.names {
-		if x == n {
-			ip = probeIP(i)
-		}
 	}
 	byNS := shards[host]
 	if byNS == nil {

@@ -58,15 +58,9 @@ func (h *Harness) externalIstiod(p *Cluster) *Istiod {
 
 // lacksProbe: cluster n's probe endpoint is not in the istiod's registry.
 func (ist *Istiod) lacksProbe(ctx context.Context, h *Harness, n string) (bool, string) {
-	var shards map[string]map[string]any
-	if err := ist.debug(ctx, "endpointShardz", &shards); err != nil {
+	shards, ip, err := ist.probeShards(ctx, h, n)
+	if err != nil {
 		return false, err.Error()
-	}
-	ip := ""
-	for i, x := range h.names {
-		if x == n {
-			ip = probeIP(i)
-		}
 	}
 	for host, byNS := range shards {
 		if strings.HasPrefix(host, "probe."+probeNS+".svc.") && strings.Contains(fmt.Sprint(byNS), ip) {
