@@ -6,6 +6,10 @@
 #   hack/converge.sh EXAMPLE...        these examples (names under examples/)
 #   hack/converge.sh --self-test       only the self-test (the negative suite)
 #   hack/converge.sh --no-self-test    the examples without the self-test
+#   hack/converge.sh --upgrade [INSTALLER...]
+#                                      the upgrade steps of overlays/testdata/upgrade
+#                                      (step-N.yaml, INSTALLER replaced by istioctl,
+#                                      helm, sail or those named), each from scratch
 #
 # For each fleet it renders the output with meshfleet, starts one etcd and
 # kube-apiserver per cluster on 127.0.0.1, applies every cluster's output in
@@ -43,7 +47,15 @@
 # Secret health check left out, and examples/external-control-plane (the
 # config cluster's webhooks call another address than the external
 # istiod's gateway), and checks that each is caught by the check that
-# should catch it.
+# should catch it; and examples/revisions with its canary tag's webhook
+# calling the other revision's istiod (a pod of an istio.io/rev=canary
+# namespace is then injected by the wrong revision).
+#
+# --upgrade converges every step fleet of the documented upgrade (README
+# "Revisions side by side, tags and upgrades") on fresh clusters: each
+# step's output is brought up from nothing, not applied over the previous
+# step's clusters as Flux would; the lines are prefixed with
+# upgrade-INSTALLER-step-N, and the time of each installer is logged.
 #
 # Tools come from hack/build-tools.sh (cached), or from $MESHFLEET_TOOLS_BIN.
 # Every process is stopped by PID at the end or on SIGINT/SIGTERM, the pod
@@ -59,6 +71,7 @@ keep=0
 run_examples=1
 run_self_test=1
 examples=()
+upgrade=0
 while (($#)); do
 	case $1 in
 	-f | --fleet) fleet=$2; shift ;;
@@ -66,6 +79,7 @@ while (($#)); do
 	--keep) keep=1 ;;
 	--self-test) run_examples=0 ;;
 	--no-self-test) run_self_test=0 ;;
+	--upgrade) upgrade=1 run_examples=0 run_self_test=0 ;;
 	-h | --help) sed -n '2,/^set -o/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	-*) echo "converge: unknown flag $1" >&2; exit 2 ;;
 	*) examples+=("$1") ;;
@@ -151,6 +165,24 @@ known_for() {
 	echo "$WORK/known-$1.tsv"
 }
 
+if ((upgrade)); then
+	installers=("${examples[@]}")
+	((${#installers[@]})) || installers=(istioctl helm sail)
+	for inst in "${installers[@]}"; do
+		[[ $inst =~ ^(istioctl|helm|sail)$ ]] || { echo "FAIL upgrade: unknown installer $inst"; total_fail=$((total_fail + 1)); continue; }
+		t_inst=$SECONDS
+		for f in overlays/testdata/upgrade/step-[0-9]*.yaml; do
+			step=$(basename "$f" .yaml)
+			mkdir -p "$WORK/fleets"
+			sed "s/INSTALLER/$inst/" "$f" >"$WORK/fleets/upgrade-$inst-$step.yaml"
+			converge_one "upgrade-$inst-$step" "$WORK/fleets/upgrade-$inst-$step.yaml" \
+				-known "$(known_for "upgrade-$inst-$step")"
+		done
+		log "upgrade $inst: every step in $((SECONDS - t_inst))s"
+	done
+	examples=()
+fi
+
 if ((run_examples)); then
 	if ((${#examples[@]} == 0)); then
 		for f in examples/*/fleet.*; do examples+=("$(basename "$(dirname "$f")")"); done
@@ -170,7 +202,7 @@ fi
 
 if ((run_self_test)); then
 	# Each case must make the check that should catch it fail.
-	for c in network-label missing-remote-secret mesh-id late-cacerts gateway-address argocd-secret-health config-webhook-address unanswered-webhook; do
+	for c in network-label missing-remote-secret mesh-id late-cacerts gateway-address argocd-secret-health config-webhook-address unanswered-webhook tag-revision; do
 		ex=primary-remote-multi-network
 		case $c in
 		network-label) want="probe endpoint" ;;
@@ -181,6 +213,7 @@ if ((run_self_test)); then
 		argocd-secret-health) want="same root" ex=argocd-helm ;;
 		config-webhook-address) want="call the external istiod at an address" ex=external-control-plane ;;
 		unanswered-webhook) want="failed calling webhook" ;;
+		tag-revision) want="is injected by revision" ex=revisions ;;
 		esac
 		saved_pass=$total_pass saved_fail=$total_fail saved_skip=$total_skip
 		converge_one "self-test-$c" "examples/$ex/fleet.yaml" -break "$c" \

@@ -48,8 +48,9 @@ type Fleet struct {
 			TrustDomain string `json:"trustDomain"`
 		} `json:"mesh"`
 		Istio struct {
-			Version  string `json:"version"`
-			Revision string `json:"revision"`
+			Version  string            `json:"version"`
+			Revision string            `json:"revision"`
+			Tags     map[string]string `json:"tags"` // revision tag -> revision
 		} `json:"istio"`
 		Installer string `json:"installer"`
 		Delivery  struct {
@@ -90,6 +91,9 @@ type FleetCluster struct {
 	IstiodGateway *struct {
 		Address string `json:"address"`
 	} `json:"istiodGateway"`
+	Istio struct {
+		Tags map[string]string `json:"tags"` // over the fleet's tags
+	} `json:"istio"`
 }
 
 // Harness is one run.
