@@ -69,7 +69,7 @@ func (h *Harness) tagChecks() []check {
 				return h.tagSelects(ctx, c, t, sel)
 			}})
 			if c.fc.Role == "primary" {
-				cs = append(cs, check{fmt.Sprintf("tag %s of %s: a pod in a %s namespace is injected by revision %s", t, n, labels.Set(sel), rev), func(ctx context.Context) (bool, string) {
+				cs = append(cs, check{fmt.Sprintf("tag %s of %s: a pod in a namespace labelled %s is injected by revision %s", t, n, labels.Set(sel), rev), func(ctx context.Context) (bool, string) {
 					return h.tagInjects(ctx, c, t, rev, sel)
 				}})
 			}
