@@ -19,7 +19,9 @@ import (
 	admv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 )
 
@@ -82,9 +84,10 @@ func (h *Harness) tagChecks() []check {
 // webhook in it has a caBundle and reaches the istiod of revision rev: in
 // a primary, Service istiod-<rev> picks a running istiod of that revision;
 // in a remote (selector-less Service, or URL) it calls an address a load
-// balancer of its primary got, and the primary runs that revision's
-// istiod, whose name the API server sends as the TLS server name (its
-// expose-istiod route is picked by it).
+// balancer of its primary got, the primary runs that revision's istiod,
+// and (for a Service) a VirtualService of the primary routes the server
+// name the API server sends, <service>.<namespace>.svc, to that istiod:
+// the expose-istiod route the call takes through the gateway.
 func (h *Harness) tagWebhook(ctx context.Context, c *Cluster, t, rev string) (bool, string) {
 	l, err := c.kc.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, metav1.ListOptions{LabelSelector: "istio.io/tag=" + t})
 	if err != nil {
@@ -152,7 +155,10 @@ func (h *Harness) webhookReaches(ctx context.Context, c *Cluster, cc admv1.Webho
 		if svc.Spec.ExternalName != "" {
 			addrs = append(addrs, svc.Spec.ExternalName)
 		}
-		return h.remoteReaches(ctx, c, addrs, rev, "Service "+s.Namespace+"/"+s.Name)
+		if p := h.remoteReaches(ctx, c, addrs, rev, "Service "+s.Namespace+"/"+s.Name); p != "" {
+			return p
+		}
+		return h.routesSNI(ctx, h.clusters[c.fc.ControlPlane], s.Name+"."+s.Namespace+".svc", rev)
 	}
 	if cc.URL == nil {
 		return "has neither a Service nor a URL"
@@ -186,6 +192,46 @@ func (h *Harness) remoteReaches(ctx context.Context, c *Cluster, addrs []string,
 		}
 	}
 	return "calls " + p.name + ", which runs no ready istiod of revision " + rev
+}
+
+// routesSNI: a VirtualService of primary p routes TLS with server name sni
+// (what the API server sends when it calls a webhook Service) to revision
+// rev's istiod: the expose-istiod route the remote's call takes.
+func (h *Harness) routesSNI(ctx context.Context, p *Cluster, sni, rev string) string {
+	gvr := schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}
+	l, err := p.dyn.Resource(gvr).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "VirtualServices of " + p.name + ": " + err.Error()
+	}
+	var seen []string
+	for _, vs := range l.Items {
+		routes, _, _ := unstructured.NestedSlice(vs.Object, "spec", "tls")
+		for _, r := range routes {
+			rm, _ := r.(map[string]any)
+			matches, _, _ := unstructured.NestedSlice(rm, "match")
+			hit := false
+			for _, m := range matches {
+				mm, _ := m.(map[string]any)
+				hosts, _, _ := unstructured.NestedStringSlice(mm, "sniHosts")
+				for _, x := range hosts {
+					hit = hit || x == sni
+				}
+			}
+			if !hit {
+				continue
+			}
+			dests, _, _ := unstructured.NestedSlice(rm, "route")
+			for _, d := range dests {
+				dm, _ := d.(map[string]any)
+				host, _, _ := unstructured.NestedString(dm, "destination", "host")
+				if strings.HasPrefix(host, istiodService(rev)+".") {
+					return ""
+				}
+				seen = append(seen, vs.GetNamespace()+"/"+vs.GetName()+" -> "+host)
+			}
+		}
+	}
+	return fmt.Sprintf("is sent as %s, which no VirtualService of %s routes to %s (routes of that name: [%s])", sni, p.name, istiodService(rev), strings.Join(seen, " "))
 }
 
 // primaryLBs are the addresses p's load balancers got.
