@@ -26,7 +26,10 @@
 # what every istiod reports: every other cluster synced, the webhooks
 # patched, a probe Service of every cluster with the right cluster ID and
 # network, every network's gateway at the declared address, the remotes'
-# remotePilotAddress, one mesh ID and one root of trust; with an external
+# remotePilotAddress, one mesh ID and one root of trust, every revision
+# tag's webhook calling the istiod of the revision it names and alone
+# selecting the tag's namespaces (in a primary, a dry-run pod there is
+# injected by that revision); with an external
 # control plane, that its istiod reads the config cluster and the remotes
 # (not its own cluster) and that their webhooks call the ingress gateway's
 # address with the CA bundle the external istiod serves. The stand-ins for

@@ -17,7 +17,8 @@
 //   - the controllers and people a real cluster has, where they matter to
 //     the mesh, stood in for in standins.go, and only there;
 //   - checks on what every istiod reports (checks.go; an external control
-//     plane's own in external.go): one line each, then `N passed, M failed`.
+//     plane's own in external.go; revision tags' webhooks in tags.go): one
+//     line each, then `N passed, M failed`.
 //
 // Usage: converge -fleet fleet.json -rendered DIR -bin TOOLS_BIN [-break CASE]
 package main
