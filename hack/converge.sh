@@ -6,6 +6,10 @@
 #   hack/converge.sh EXAMPLE...        these examples (names under examples/)
 #   hack/converge.sh --self-test       only the self-test (the negative suite)
 #   hack/converge.sh --no-self-test    the examples without the self-test
+#   hack/converge.sh --upgrade [INSTALLER...]
+#                                      the upgrade steps of overlays/testdata/upgrade
+#                                      (step-N.yaml, INSTALLER replaced by istioctl,
+#                                      helm, sail or those named), each from scratch
 #
 # For each fleet it renders the output with meshfleet, starts one etcd and
 # kube-apiserver per cluster on 127.0.0.1, applies every cluster's output in
@@ -22,7 +26,10 @@
 # what every istiod reports: every other cluster synced, the webhooks
 # patched, a probe Service of every cluster with the right cluster ID and
 # network, every network's gateway at the declared address, the remotes'
-# remotePilotAddress, one mesh ID and one root of trust; with an external
+# remotePilotAddress, one mesh ID and one root of trust, every revision
+# tag's webhook calling the istiod of the revision it names and alone
+# selecting the tag's namespaces (in a primary, a dry-run pod there is
+# injected by that revision); with an external
 # control plane, that its istiod reads the config cluster and the remotes
 # (not its own cluster) and that their webhooks call the ingress gateway's
 # address with the CA bundle the external istiod serves. A gateway the
@@ -51,7 +58,16 @@
 # istiod's gateway), examples/external-control-plane-sail twice (the
 # config cluster's webhooks call another host name than the fleet's; the
 # gateway's publicly trusted certificate is issued for another name), and
-# checks that each is caught by the check that should catch it.
+# examples/revisions with its canary tag's webhook calling the other
+# revision's istiod (a pod of an istio.io/rev=canary namespace is then
+# injected by the wrong revision), and checks that each is caught by the
+# check that should catch it.
+#
+# --upgrade converges every step fleet of the documented upgrade (README
+# "Revisions side by side, tags and upgrades") on fresh clusters: each
+# step's output is brought up from nothing, not applied over the previous
+# step's clusters as Flux would; the lines are prefixed with
+# upgrade-INSTALLER-step-N, and the time of each installer is logged.
 #
 # Tools come from hack/build-tools.sh (cached), or from $MESHFLEET_TOOLS_BIN.
 # Each run lives in a network namespace of its own (unshare --net; root is
@@ -68,6 +84,7 @@ keep=0
 run_examples=1
 run_self_test=1
 examples=()
+upgrade=0
 while (($#)); do
 	case $1 in
 	-f | --fleet) fleet=$2; shift ;;
@@ -75,6 +92,7 @@ while (($#)); do
 	--keep) keep=1 ;;
 	--self-test) run_examples=0 ;;
 	--no-self-test) run_self_test=0 ;;
+	--upgrade) upgrade=1 run_examples=0 run_self_test=0 ;;
 	-h | --help) sed -n '2,/^set -o/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	-*) echo "converge: unknown flag $1" >&2; exit 2 ;;
 	*) examples+=("$1") ;;
@@ -160,6 +178,24 @@ known_for() {
 	echo "$WORK/known-$1.tsv"
 }
 
+if ((upgrade)); then
+	installers=("${examples[@]}")
+	((${#installers[@]})) || installers=(istioctl helm sail)
+	for inst in "${installers[@]}"; do
+		[[ $inst =~ ^(istioctl|helm|sail)$ ]] || { echo "FAIL upgrade: unknown installer $inst"; total_fail=$((total_fail + 1)); continue; }
+		t_inst=$SECONDS
+		for f in overlays/testdata/upgrade/step-[0-9]*.yaml; do
+			step=$(basename "$f" .yaml)
+			mkdir -p "$WORK/fleets"
+			sed "s/INSTALLER/$inst/" "$f" >"$WORK/fleets/upgrade-$inst-$step.yaml"
+			converge_one "upgrade-$inst-$step" "$WORK/fleets/upgrade-$inst-$step.yaml" \
+				-known "$(known_for "upgrade-$inst-$step")"
+		done
+		log "upgrade $inst: every step in $((SECONDS - t_inst))s"
+	done
+	examples=()
+fi
+
 if ((run_examples)); then
 	if ((${#examples[@]} == 0)); then
 		for f in examples/*/fleet.*; do examples+=("$(basename "$(dirname "$f")")"); done
@@ -179,7 +215,7 @@ fi
 
 if ((run_self_test)); then
 	# Each case must make the check that should catch it fail.
-	for c in network-label missing-remote-secret mesh-id late-cacerts gateway-address argocd-secret-health config-webhook-address unanswered-webhook config-webhook-host gateway-cert-name; do
+	for c in network-label missing-remote-secret mesh-id late-cacerts gateway-address argocd-secret-health config-webhook-address unanswered-webhook config-webhook-host gateway-cert-name tag-revision; do
 		ex=primary-remote-multi-network
 		case $c in
 		network-label) want="probe endpoint" ;;
@@ -191,6 +227,7 @@ if ((run_self_test)); then
 		config-webhook-address) want="call the external istiod at an address" ex=external-control-plane ;;
 		unanswered-webhook) want="failed calling webhook" ;;
 		config-webhook-host | gateway-cert-name) want="call the external istiod at an address" ex=external-control-plane-sail ;;
+		tag-revision) want="is injected by revision" ex=revisions ;;
 		esac
 		saved_pass=$total_pass saved_fail=$total_fail saved_skip=$total_skip
 		converge_one "self-test-$c" "examples/$ex/fleet.yaml" -break "$c" \

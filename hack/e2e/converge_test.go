@@ -15,3 +15,14 @@ import "testing"
 func TestConverge(t *testing.T) {
 	runScript(t, "MESHFLEET_CONVERGE", "converge.sh", false, "the FAIL lines above name the check and what it saw")
 }
+
+// TestConvergeUpgrade runs hack/converge.sh --upgrade: every step fleet of
+// the documented upgrade (overlays/testdata/upgrade) with each installer,
+// each step converged from scratch. It runs only when
+// MESHFLEET_CONVERGE_UPGRADE is set; "1" runs every installer, anything
+// else names them:
+//
+//	cd hack/e2e && MESHFLEET_CONVERGE_UPGRADE=istioctl go test -run TestConvergeUpgrade -v -timeout 30m
+func TestConvergeUpgrade(t *testing.T) {
+	runScript(t, "MESHFLEET_CONVERGE_UPGRADE", "converge.sh", false, "the FAIL lines above name the step, the check and what it saw", "--upgrade")
+}

@@ -16,8 +16,9 @@ import (
 // It stops the script with SIGTERM a minute before the test times out, so
 // that the script's trap stops every process it started; with group, the
 // script runs in a process group of its own and the whole group gets the
-// signal (tool builds included).
-func runScript(t *testing.T, env, name string, group bool, failure string) {
+// signal (tool builds included). Arguments in lead come before the
+// variable's.
+func runScript(t *testing.T, env, name string, group bool, failure string, lead ...string) {
 	t.Helper()
 	arg := os.Getenv(env)
 	if arg == "" {
@@ -27,9 +28,9 @@ func runScript(t *testing.T, env, name string, group bool, failure string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var args []string
+	args := append([]string(nil), lead...)
 	if arg != "1" {
-		args = strings.Fields(arg)
+		args = append(args, strings.Fields(arg)...)
 	}
 	ctx := t.Context()
 	if d, ok := t.Deadline(); ok {

@@ -12,7 +12,7 @@ import (
 
 // The negative cases: each breaks the mesh the way a real mistake would,
 // and names the check that must catch it (hack/converge.sh --self-test).
-var breakCases = []string{"network-label", "missing-remote-secret", "mesh-id", "late-cacerts", "gateway-address", "argocd-secret-health", "config-webhook-address", "unanswered-webhook", "config-webhook-host", "gateway-cert-name"}
+var breakCases = []string{"network-label", "missing-remote-secret", "mesh-id", "late-cacerts", "gateway-address", "argocd-secret-health", "config-webhook-address", "unanswered-webhook", "config-webhook-host", "gateway-cert-name", "tag-revision"}
 
 // BreakCatchers maps each case to the check (a substring of its name) that
 // must fail.
@@ -35,6 +35,9 @@ var BreakCatchers = map[string]string{
 	// certificate is issued for another name.
 	"config-webhook-host": "call the external istiod at an address",
 	"gateway-cert-name":   "call the external istiod at an address",
+	// Run on a fleet with revision tags: the primary's first tag other
+	// than default calls another revision's istiod.
+	"tag-revision": "is injected by revision",
 }
 
 func validBreak(b string) bool {
@@ -195,6 +198,27 @@ func (h *Harness) breakObjects(c *Cluster, objs []*unstructured.Unstructured) []
 			}
 			_ = unstructured.SetNestedSlice(o.Object, hooks, "webhooks")
 		}
+	case "tag-revision":
+		if c.name != p {
+			return objs
+		}
+		t, rev, other := h.tagToBreak(p)
+		if t == "" {
+			return objs
+		}
+		for _, o := range objs {
+			if o.GetKind() == "MutatingWebhookConfiguration" && o.GetLabels()["istio.io/tag"] == t {
+				hooks, _, _ := unstructured.NestedSlice(o.Object, "webhooks")
+				for i := range hooks {
+					if w, ok := hooks[i].(map[string]any); ok {
+						if name, _, _ := unstructured.NestedString(w, "clientConfig", "service", "name"); name == istiodService(rev) {
+							_ = unstructured.SetNestedField(w, istiodService(other), "clientConfig", "service", "name")
+						}
+					}
+				}
+				_ = unstructured.SetNestedSlice(o.Object, hooks, "webhooks")
+			}
+		}
 	case "gateway-address":
 		// The gateway Service asks for another address than the fleet declares.
 		fc := h.fleet.Spec.Clusters[c.name]
@@ -218,6 +242,23 @@ func (h *Harness) breakObjects(c *Cluster, objs []*unstructured.Unstructured) []
 		}
 	}
 	return objs
+}
+
+// tagToBreak is the first tag of cluster n other than default, its
+// revision, and another revision a tag of n names ("" when there is none).
+func (h *Harness) tagToBreak(n string) (tag, rev, other string) {
+	tags := h.tagsOf(n)
+	for _, t := range sortedKeys(tags) {
+		if t == "default" {
+			continue
+		}
+		for _, u := range sortedKeys(tags) {
+			if tags[u] != tags[t] {
+				return t, tags[t], tags[u]
+			}
+		}
+	}
+	return "", "", ""
 }
 
 // swapString replaces old by repl in every string of an object's tree.

@@ -172,6 +172,7 @@ func (h *Harness) checks(ctx context.Context) {
 			}
 		}
 	}
+	cs = append(cs, h.tagChecks()...)
 	cs = append(cs, check{"every istiod and every cluster's istio-ca-root-cert carry the same root", func(ctx context.Context) (bool, string) {
 		return h.sameRoot(ctx, primaries)
 	}})

@@ -18,7 +18,8 @@
 //   - the controllers and people a real cluster has, where they matter to
 //     the mesh, stood in for in standins.go, and only there;
 //   - checks on what every istiod reports (checks.go; an external control
-//     plane's own in external.go): one line each, then `N passed, M failed`.
+//     plane's own in external.go; revision tags' webhooks in tags.go): one
+//     line each, then `N passed, M failed`.
 //
 // Usage: converge -fleet fleet.json -rendered DIR -bin TOOLS_BIN [-break CASE]
 package main
@@ -49,8 +50,9 @@ type Fleet struct {
 			TrustDomain string `json:"trustDomain"`
 		} `json:"mesh"`
 		Istio struct {
-			Version  string `json:"version"`
-			Revision string `json:"revision"`
+			Version  string            `json:"version"`
+			Revision string            `json:"revision"`
+			Tags     map[string]string `json:"tags"` // revision tag -> revision
 		} `json:"istio"`
 		Installer string `json:"installer"`
 		Delivery  struct {
@@ -87,6 +89,9 @@ type FleetCluster struct {
 	ConfigCluster   bool          `json:"configCluster"`
 	EastWestGateway *FleetGateway `json:"eastWestGateway"`
 	IstiodGateway   *FleetGateway `json:"istiodGateway"`
+	Istio           struct {
+		Tags map[string]string `json:"tags"` // over the fleet's tags
+	} `json:"istio"`
 }
 
 // FleetGateway is a gateway the fleet declares: its address (an IP or a
