@@ -30,12 +30,9 @@ const certManagerNS = "cert-manager"
 // where its Issuer is not, is not issued, as in a cluster.
 func (h *Harness) startCertManager(ctx context.Context, c *Cluster) error {
 	is := h.fleet.Spec.CA.CertManager.Issuer
-	if is.Group != "" && is.Group != "cert-manager.io" {
-		return fmt.Errorf("issuer group %s: only cert-manager's own issuers are run here", is.Group)
-	}
-	kind := is.Kind
-	if kind == "" {
-		kind = "ClusterIssuer"
+	kind, err := issuerKind(is.Group, is.Kind)
+	if err != nil {
+		return err
 	}
 	if err := h.installCertManager(ctx, c); err != nil {
 		return err
@@ -123,12 +120,9 @@ func (h *Harness) startPublicIssuers(ctx context.Context, c *Cluster) error {
 		if cm := h.fleet.Spec.CA.CertManager; cm != nil && cm.Issuer.Name == is.Name {
 			continue
 		}
-		if is.Group != "" && is.Group != "cert-manager.io" {
-			return fmt.Errorf("issuer group %s: only cert-manager's own issuers are run here", is.Group)
-		}
-		kind := is.Kind
-		if kind == "" {
-			kind = "ClusterIssuer"
+		kind, err := issuerKind(is.Group, is.Kind)
+		if err != nil {
+			return err
 		}
 		if err := h.installCertManager(ctx, c); err != nil {
 			return err
@@ -149,4 +143,16 @@ func (h *Harness) runCertManager(ctx context.Context, c *Cluster, bin string) er
 	}
 	h.logf("cluster %s: cert-manager controller started", c.name)
 	return nil
+}
+
+// issuerKind is the kind of an issuer reference (ClusterIssuer when the
+// fleet gives none); only cert-manager's own issuers run here.
+func issuerKind(group, kind string) (string, error) {
+	if group != "" && group != "cert-manager.io" {
+		return "", fmt.Errorf("issuer group %s: only cert-manager's own issuers are run here", group)
+	}
+	if kind == "" {
+		return "ClusterIssuer", nil
+	}
+	return kind, nil
 }
