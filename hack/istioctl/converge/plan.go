@@ -409,6 +409,12 @@ func (h *Harness) planStages(c *Cluster) error {
 		}
 		s := &Step{Name: "stage " + r, wait: true}
 		s.build = func() ([]*unstructured.Unstructured, error) { return mine, nil }
+		if r == "control-plane" {
+			// By hand, the person fills cacerts (and istio-kubeconfig)
+			// after the namespace stage and before istiod, as the README's
+			// apply order and the placeholders' annotations ask.
+			s.pre = func() (bool, string) { return h.ops.filledBeforeInstall(c) }
+		}
 		if prev != nil {
 			s.deps = []*Step{prev}
 		}
