@@ -102,14 +102,14 @@ func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 	return plan.Output{Charts: charts}
 }
 
+// ChartRevision: the charts are given the control plane's revision.
+func (Installer) ChartRevision(cp *plan.ControlPlane) string { return cp.Revision }
+
 // Gateway is the gateway chart as a network gateway: networkGateway
 // labels the Service and pods with the network, sets
 // ISTIO_META_REQUESTED_NETWORK_VIEW and opens ports 15021, 15443, 15012
 // and 15017; the chart's service.type, service.loadBalancerIP and
 // service.annotations bind the Service to the fleet's address.
-// ChartRevision: the charts are given the control plane's revision.
-func (Installer) ChartRevision(cp *plan.ControlPlane) string { return cp.Revision }
-
 func (Installer) Gateway(gw *plan.Gateway) plan.Output {
 	service := map[string]any{"type": gw.Service.Type}
 	if gw.Service.LoadBalancerIP != "" {

@@ -62,12 +62,12 @@ func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 	return out
 }
 
-// Gateway is eastwest-gateway.yaml: what
-// samples/multicluster/gen-eastwest-gateway.sh prints for --network
-// <network> [--revision <revision>].
 // ChartRevision: the charts are given the control plane's revision.
 func (Installer) ChartRevision(cp *plan.ControlPlane) string { return cp.Revision }
 
+// Gateway is eastwest-gateway.yaml: what
+// samples/multicluster/gen-eastwest-gateway.sh prints for --network
+// <network> [--revision <revision>].
 func (Installer) Gateway(gw *plan.Gateway) plan.Output {
 	var ports []any
 	for _, p := range gw.Ports {

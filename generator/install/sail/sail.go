@@ -112,9 +112,6 @@ func revisionTag(tag, istio string) plan.Object {
 	}
 }
 
-// Gateway is eastwest-gateway.yaml: what istioctl renders for
-// gen-eastwest-gateway.sh's IstioOperator, without the autoscaler. The
-// pods get their proxy from istiod's gateway injection template.
 // ChartRevision: Sail names the revision after the Istio resource (the
 // InPlace strategy), and gives the charts none for an Istio named default.
 func (Installer) ChartRevision(cp *plan.ControlPlane) string {
@@ -124,6 +121,9 @@ func (Installer) ChartRevision(cp *plan.ControlPlane) string {
 	return cp.Name
 }
 
+// Gateway is eastwest-gateway.yaml: what istioctl renders for
+// gen-eastwest-gateway.sh's IstioOperator, without the autoscaler. The
+// pods get their proxy from istiod's gateway injection template.
 func (Installer) Gateway(gw *plan.Gateway) plan.Output {
 	ns := gw.Namespace
 	labels := plan.Clone(gw.Labels)
