@@ -39,9 +39,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
+	"maps"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -85,38 +85,23 @@ type ArgoCM struct {
 // CD's settings manager reads split keys: resource.customizations.<type>.<group_kind>.
 func readArgoCM(dir string) (*ArgoCM, error) {
 	cm := &ArgoCM{Health: map[string]ArgoHealthScript{}}
-	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	sort.Strings(files)
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		objs, err := decodeObjects(b)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
-		}
+	err := eachYAMLFile(dir, func(f string, objs []*unstructured.Unstructured) error {
 		for _, o := range objs {
 			if o.GetKind() != "ConfigMap" || o.GetAPIVersion() != "v1" || o.GetName() != "argocd-cm" {
 				continue
 			}
 			data, _, _ := unstructured.NestedStringMap(o.Object, "data")
 			if _, ok := data["resource.customizations"]; ok {
-				return nil, fmt.Errorf("%s: argocd-cm key resource.customizations (the single-key form) is not read by the harness", f)
+				return fmt.Errorf("%s: argocd-cm key resource.customizations (the single-key form) is not read by the harness", f)
 			}
-			keys := make([]string, 0, len(data))
-			for k := range data {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
+			for _, k := range slices.Sorted(maps.Keys(data)) {
 				parts := strings.SplitN(k, ".", 4)
 				if len(parts) < 4 || parts[0] != "resource" || parts[1] != "customizations" {
 					continue
 				}
 				gk, err := argoOverrideKey(parts[3])
 				if err != nil {
-					return nil, fmt.Errorf("%s: %s: %w", f, k, err)
+					return fmt.Errorf("%s: %s: %w", f, k, err)
 				}
 				s := cm.Health[gk]
 				switch parts[2] {
@@ -131,8 +116,9 @@ func readArgoCM(dir string) (*ArgoCM, error) {
 				cm.Source = filepath.Base(f)
 			}
 		}
-	}
-	return cm, nil
+		return nil
+	})
+	return cm, err
 }
 
 // argoOverrideKey turns <group>_<Kind> or <Kind> into Argo CD's override

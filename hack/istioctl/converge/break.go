@@ -281,18 +281,9 @@ func swapString(v any, old, repl string) any {
 // dropArgoSecretHealth removes the Secret health check from the argocd-cm
 // the output renders, as if the person merging it had left it out.
 func (h *Harness) dropArgoSecretHealth() error {
-	files, _ := filepath.Glob(filepath.Join(h.rendered, "argocd", "*.yaml"))
 	const key = "resource.customizations.health.Secret"
 	n := 0
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		objs, err := decodeObjects(b)
-		if err != nil {
-			return err
-		}
+	err := eachYAMLFile(filepath.Join(h.rendered, "argocd"), func(f string, objs []*unstructured.Unstructured) error {
 		var out []byte
 		hit := false
 		for _, o := range objs {
@@ -310,10 +301,12 @@ func (h *Harness) dropArgoSecretHealth() error {
 			out = append(append(out, "---\n"...), y...)
 		}
 		if hit {
-			if err := os.WriteFile(f, out, 0o644); err != nil {
-				return err
-			}
+			return os.WriteFile(f, out, 0o644)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if n == 0 {
 		return fmt.Errorf("no argocd-cm with %s under argocd/", key)

@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -92,6 +94,16 @@ func (h *Harness) kustomizeBuild(dir string) ([]*unstructured.Unstructured, erro
 		}
 	}
 	var objs []*unstructured.Unstructured
+	err := eachYAMLFile(dir, func(_ string, o []*unstructured.Unstructured) error {
+		objs = append(objs, o...)
+		return nil
+	})
+	return objs, err
+}
+
+// eachYAMLFile calls fn with the objects of every YAML file directly in
+// dir, in file name order.
+func eachYAMLFile(dir string, fn func(file string, objs []*unstructured.Unstructured) error) error {
 	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	more, _ := filepath.Glob(filepath.Join(dir, "*.yml"))
 	files = append(files, more...)
@@ -99,15 +111,17 @@ func (h *Harness) kustomizeBuild(dir string) ([]*unstructured.Unstructured, erro
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		o, err := decodeObjects(b)
+		objs, err := decodeObjects(b)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
+			return fmt.Errorf("%s: %w", f, err)
 		}
-		objs = append(objs, o...)
+		if err := fn(f, objs); err != nil {
+			return err
+		}
 	}
-	return objs, nil
+	return nil
 }
 
 // planFlux: one step per Flux Kustomization of flux/<cluster>/, chained by
@@ -265,13 +279,8 @@ func (h *Harness) planArgo(c *Cluster) error {
 		}
 		waves[w] = append(waves[w], s)
 	}
-	var ws []int
-	for w := range waves {
-		ws = append(ws, w)
-	}
-	sort.Ints(ws)
 	var before []*Step
-	for _, w := range ws {
+	for _, w := range slices.Sorted(maps.Keys(waves)) {
 		for _, s := range waves[w] {
 			s.deps = append([]*Step(nil), before...)
 			c.steps = append(c.steps, s)
@@ -323,13 +332,8 @@ func (h *Harness) planArgoPlugin(c *Cluster) error {
 		}
 		waves[w] = append(waves[w], o)
 	}
-	var ws []int
-	for w := range waves {
-		ws = append(ws, w)
-	}
-	sort.Ints(ws)
 	var prev []*Step
-	for _, w := range ws {
+	for _, w := range slices.Sorted(maps.Keys(waves)) {
 		mine := waves[w]
 		s := &Step{Name: fmt.Sprintf("Argo CD Application %s sync wave %d", app, w), wait: true, argo: true, ns: "istio-system", deps: prev}
 		s.build = func() ([]*unstructured.Unstructured, error) { return mine, nil }
