@@ -18,10 +18,10 @@ type Installer struct{}
 // control plane (Sail names the IstioRevision after it with the InPlace
 // strategy), and its revision tags (for a revisioned default control
 // plane tag default).
-func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
+func (in Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 	values := plan.Clone(cp.Values)
 	if cp.Role == plan.RoleExternal && cp.Revision == "" {
-		revisionNames(values, cp.Name)
+		revisionNames(values, in.ChartRevision(cp))
 	}
 	// Sail makes a revision the default one with an IstioRevisionTag
 	// (below), not with the charts' defaultRevision.
@@ -63,7 +63,7 @@ func (Installer) ControlPlane(cp *plan.ControlPlane) plan.Output {
 			// istioctl renders it, which the serving istiod patches,
 			// for the revision Sail names after the Istio.
 			rev := *cp
-			rev.Revision = cp.Name
+			rev.Revision = in.ChartRevision(cp)
 			objs = append(objs, tags.Objects(&rev, t)...)
 			continue
 		}
