@@ -48,6 +48,7 @@ type Output struct {
 	// open per component on every os.Root call, and a tree of thousands
 	// of files is read and written a few directories at a time.
 	dirs      map[string]*os.Root
+	files     map[string]*os.File // the same directories as files, for renameat
 	lock      *os.File
 	created   []string // directories render created for dir, dir last
 	recovered bool     // an interrupted render's staging directory was removed
@@ -345,13 +346,40 @@ func (o *Output) openDir(p string) (*os.Root, error) {
 	return d, nil
 }
 
+// dirFile returns the directory p, opened as openDir opens it, as a file.
+func (o *Output) dirFile(p string) (*os.File, error) {
+	if f, ok := o.files[p]; ok {
+		return f, nil
+	}
+	d, err := o.openDir(p)
+	if err != nil {
+		return nil, err
+	}
+	f, err := d.Open(".")
+	if err != nil {
+		return nil, o.pathErr(p, err)
+	}
+	if o.files == nil {
+		o.files = map[string]*os.File{}
+	}
+	o.files[p] = f
+	return f, nil
+}
+
 // forget closes the cached directory p and those under it, after p was
 // removed or may have been.
 func (o *Output) forget(p string) {
+	under := func(q string) bool { return p == "." || q == p || strings.HasPrefix(q, p+"/") }
 	for q, d := range o.dirs {
-		if p == "." || q == p || strings.HasPrefix(q, p+"/") {
+		if under(q) {
 			d.Close()
 			delete(o.dirs, q)
+		}
+	}
+	for q, f := range o.files {
+		if under(q) {
+			f.Close()
+			delete(o.files, q)
 		}
 	}
 }
@@ -400,37 +428,6 @@ func (o *Output) read(p string) ([]byte, error) {
 		return nil, o.refusal(p, "larger than any file meshfleet writes")
 	}
 	return b, nil
-}
-
-// mkdirAll creates directory p and its parents, refusing symbolic links
-// and files in the way. It returns the directories it created, parents
-// first.
-func (o *Output) mkdirAll(p string) ([]string, error) {
-	var created []string
-	for i := 0; ; {
-		j := strings.IndexByte(p[i:], '/')
-		sub := p
-		if j >= 0 {
-			sub = p[:i+j]
-		}
-		_, err := o.openDir(sub)
-		if errors.Is(err, fs.ErrNotExist) {
-			parent, perr := o.openDir(path.Dir(sub))
-			if perr != nil {
-				return created, perr
-			}
-			if err := parent.Mkdir(path.Base(sub), 0o755); err != nil {
-				return created, o.pathErr(sub, err)
-			}
-			created = append(created, sub)
-		} else if err != nil {
-			return created, err
-		}
-		if j < 0 {
-			return created, nil
-		}
-		i += j + 1
-	}
 }
 
 // removeEmptyParents removes the directory p and its parents while they

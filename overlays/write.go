@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"unicode"
@@ -353,15 +352,18 @@ var errInterrupted = errors.New("interrupted; the output directory was not chang
 
 // Apply writes the changes:
 //
-//  1. Every new or changed file is written into StagingDir,
-//     and the directories the new files need are created. Any failure or
-//     interrupt up to here takes everything back: the directory is as it
-//     was.
+//  1. Every new or changed file is written into StagingDir: a file
+//     whose directory exists on its own, the files of a directory that
+//     does not exist yet in a copy of that whole new directory tree. Any
+//     failure or interrupt up to here takes everything back: the
+//     directory is as it was.
 //  2. If the tree adds files, the manifest is first replaced by one that
 //     lists the old and the new files, so that whatever happens next, no
 //     file meshfleet writes is ever unrecorded.
-//  3. The staged files are renamed into place, with SIGINT and SIGTERM
-//     held; then the files no longer rendered are removed, and the
+//  3. The staged files and directory trees are renamed into place, with
+//     SIGINT and SIGTERM held: one rename per new directory tree, so a
+//     render into a new directory moves a handful of entries rather than
+//     every file. Then the files no longer rendered are removed, and the
 //     manifest of the new tree goes last. A file that cannot be removed
 //     stays in the manifest, and Apply reports it.
 //  4. StagingDir is removed.
@@ -413,9 +415,9 @@ func (c *Changes) Apply() (Result, error) {
 		owned[p] = true
 	}
 	union := slices.Clone(c.owned)
-	for _, f := range st.files {
-		if !owned[f.target] {
-			union = append(union, f.target)
+	for _, p := range c.changed {
+		if !owned[p] && p != Manifest {
+			union = append(union, p)
 		}
 	}
 	grows := len(union) > len(c.owned)
@@ -426,12 +428,12 @@ func (c *Changes) Apply() (Result, error) {
 			return res, err
 		}
 	}
-	for _, f := range st.files {
-		if err := renameFile(o.root, f.tmp, f.target); err != nil {
+	for _, m := range st.moves {
+		if err := place(st, m); err != nil {
 			st.abort()
-			return res, fmt.Errorf("%s; the directory is half written and its manifest names every file meshfleet wrote: run meshfleet render again once this is fixed", o.pathErr(f.target, err))
+			return res, fmt.Errorf("%s; the directory is half written and its manifest names every file meshfleet wrote: run meshfleet render again once this is fixed", o.pathErr(m.target, err))
 		}
-		res.Written++
+		res.Written += m.files
 	}
 	var failed []string
 	var errs []error
@@ -468,144 +470,8 @@ func (c *Changes) Apply() (Result, error) {
 	return res, nil
 }
 
-// removeFile and renameFile remove a file no longer rendered and move a
-// staged file into place; tests make them fail.
-var (
-	removeFile = (*os.Root).Remove
-	renameFile = (*os.Root).Rename
-)
-
-type staged struct{ tmp, target string }
-
-// stage writes files into StagingDir and remembers what it created, so
-// that it can take everything back.
-type stage struct {
-	out   *Output
-	made  bool     // StagingDir exists
-	dir   *os.Root // StagingDir, opened
-	n     int      // files written into StagingDir
-	files []staged // staged files of the tree (not the manifest)
-	dirs  []string // directories created, parents first
-}
-
-// prepare stages every changed file and creates the directories they
-// go into. Nothing visible changes.
-func (s *stage) prepare(c *Changes, interrupted func() bool) error {
-	o := s.out
-	if err := o.root.Mkdir(StagingDir, 0o700); err != nil {
-		return o.pathErr(StagingDir, err)
-	}
-	s.made = true
-	dir, err := o.root.OpenRoot(StagingDir)
-	if err != nil {
-		return o.pathErr(StagingDir, err)
-	}
-	s.dir = dir
-	for _, p := range c.changed {
-		if interrupted() {
-			return errInterrupted
-		}
-		if p == Manifest {
-			continue
-		}
-		tmp, err := s.write(c.want[p], false)
-		if err != nil {
-			return err
-		}
-		s.files = append(s.files, staged{tmp, p})
-	}
-	checked := map[string]bool{}
-	for i, p := range slices.Concat(c.changed, c.removed) {
-		dir := path.Dir(p)
-		if i < len(c.changed) {
-			made, err := o.mkdirAll(dir)
-			s.dirs = append(s.dirs, made...)
-			if err != nil {
-				return err
-			}
-			// A file's place may have been taken by a directory, a link
-			// or a pipe since Compare looked.
-			if fi, err := o.lstat(p); err == nil && !fi.Mode().IsRegular() {
-				return o.refusal(p, describe(fi)+", not a regular file; meshfleet reads and writes only regular files")
-			} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
-		}
-		if !checked[dir] {
-			checked[dir] = true
-			if err := o.writable(dir); err != nil {
-				return err
-			}
-		}
-	}
-	if interrupted() {
-		return errInterrupted
-	}
-	return nil
-}
-
-// write puts b into a new file in StagingDir; with sync, on disk. Only
-// the manifest is synced: a killed process loses nothing the kernel has,
-// and syncing every file would make a render several times slower. After
-// a power loss a file may be empty, which check reports as drift and
-// render repairs, while the manifest, which says what meshfleet owns,
-// survives.
-func (s *stage) write(b []byte, sync bool) (string, error) {
-	s.n++
-	name := strconv.Itoa(s.n)
-	tmp := StagingDir + "/" + name
-	f, err := s.dir.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return "", s.out.pathErr(tmp, err)
-	}
-	_, err = f.Write(b)
-	if err == nil && sync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", s.out.pathErr(tmp, err)
-	}
-	return tmp, nil
-}
-
-// install writes b to p through StagingDir.
-func (s *stage) install(p string, b []byte) error {
-	tmp, err := s.write(b, true)
-	if err != nil {
-		return err
-	}
-	if err := s.out.root.Rename(tmp, p); err != nil {
-		return s.out.pathErr(p, err)
-	}
-	return nil
-}
-
-// abort removes StagingDir with whatever is still in it, and the
-// directories created for files that never arrived.
-func (s *stage) abort() {
-	s.done()
-	for i := len(s.dirs) - 1; i >= 0; i-- {
-		s.out.forget(s.dirs[i])
-		s.out.root.Remove(s.dirs[i]) // only succeeds while empty
-	}
-	s.dirs = nil
-}
-
-// done removes StagingDir, which holds nothing once every staged file is
-// in place.
-func (s *stage) done() {
-	if s.dir != nil {
-		s.dir.Close()
-		s.dir = nil
-	}
-	if s.made {
-		s.out.root.RemoveAll(StagingDir)
-		s.made = false
-	}
-}
+// removeFile removes a file no longer rendered; tests make it fail.
+var removeFile = (*os.Root).Remove
 
 // syncDir flushes a directory's entries to disk, best effort.
 func syncDir(d *os.File) {

@@ -2,6 +2,7 @@ package overlays
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -60,13 +61,13 @@ func TestWriteFailedRenameKeepsOwnership(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	renameFile = func(r *os.Root, from, to string) error {
+	place = func(s *stage, m move) error {
 		if n++; n == 2 {
-			return &os.LinkError{Op: "renameat", Old: from, New: to, Err: errors.New("input/output error")}
+			return &os.LinkError{Op: "renameat", Old: m.tmp, New: m.target, Err: errors.New("input/output error")}
 		}
-		return r.Rename(from, to)
+		return s.place(m)
 	}
-	defer func() { renameFile = (*os.Root).Rename }()
+	defer func() { place = (*stage).place }()
 	next := Tree{"clusters/a/kustomization.yaml": []byte("a2\n"), "clusters/c/kustomization.yaml": []byte("c\n"), "clusters/d/kustomization.yaml": []byte("d\n")}
 	_, err := Write(dir, next)
 	if err == nil || !strings.Contains(err.Error(), "input/output error; the directory is half written") {
@@ -85,7 +86,7 @@ func TestWriteFailedRenameKeepsOwnership(t *testing.T) {
 			t.Errorf("%s is on disk but not owned", p)
 		}
 	}
-	renameFile = (*os.Root).Rename
+	place = (*stage).place
 	if _, err := Write(dir, next); err != nil {
 		t.Fatal(err)
 	}
@@ -93,5 +94,58 @@ func TestWriteFailedRenameKeepsOwnership(t *testing.T) {
 	delete(got, Manifest)
 	if len(got) != 3 || string(got["clusters/d/kustomization.yaml"]) != "d\n" || string(got["clusters/a/kustomization.yaml"]) != "a2\n" {
 		t.Errorf("tree after the repair: %q", got)
+	}
+}
+
+// Files of a directory that does not exist yet are written into a staged
+// copy of its whole tree, which one rename puts in place; files of
+// existing directories are staged one by one. Should something appear
+// where a new tree goes after staging, it is refused, not replaced.
+func TestStageMovesNewTreesWhole(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Write(dir, Tree{"clusters/a/kustomization.yaml": []byte("a\n")}); err != nil {
+		t.Fatal(err)
+	}
+	next := Tree{
+		"clusters/a/kustomization.yaml":      []byte("a2\n"),
+		"clusters/b/kustomization.yaml":      []byte("b\n"),
+		"clusters/b/ns/namespace.yaml":       []byte("ns\n"),
+		"shared/x/kustomization.yaml":        []byte("x\n"),
+		"shared/x/y/deep/kustomization.yaml": []byte("y\n"),
+	}
+	out, err := OpenForRender(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	c, err := Compare(out, "", next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &stage{out: out}
+	if err := st.prepare(c, func() bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range st.moves {
+		got = append(got, fmt.Sprintf("%s tree=%v files=%d", m.target, m.tree, m.files))
+	}
+	want := []string{"clusters/a/kustomization.yaml tree=false files=1", "clusters/b tree=true files=2", "shared tree=true files=2"}
+	if !slices.Equal(got, want) {
+		t.Errorf("moves:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if err := os.Mkdir(filepath.Join(dir, "shared"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err = st.place(st.moves[2])
+	st.abort()
+	if err == nil || !strings.Contains(err.Error(), "appeared while meshfleet was writing") {
+		t.Errorf("place onto a new directory: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, StagingDir)); !os.IsNotExist(err) {
+		t.Errorf("staging directory left: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "clusters/b")); !os.IsNotExist(err) {
+		t.Errorf("an aborted stage left clusters/b: %v", err)
 	}
 }
