@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for a short time (FUZZTIME, default 10s each):
-# the fleet parsers (YAML/JSON/CUE and Jsonnet), the KRM ResourceList
-# input, Argo CD's plugin parameters and the YAML emitter's round trip.
+# the fleet parsers (YAML/JSON/CUE and Jsonnet) and the gate that parses
+# plain documents in-process, the KRM ResourceList input, Argo CD's plugin
+# parameters and the YAML emitter's round trip.
 # The committed corpora under */testdata/fuzz/<Target>/ run first as
 # regression tests (go test runs them too). A failure leaves the input in
 # testdata/fuzz/<Target>/ of its package; commit it with the fix.
@@ -15,6 +16,7 @@ fuzztime=${FUZZTIME:-10s}
 targets=(
   ./generator/fleet:FuzzParse
   ./generator/fleet:FuzzParseJsonnet
+  ./generator/fleet:FuzzPlain
   ./overlays:FuzzMarshalRoundTrip
   ./overlays:FuzzKRM
   ./overlays:FuzzFleetStrings

@@ -84,7 +84,7 @@ func fileType(m fs.FileMode) string {
 // picks the format (.yaml, .yml, .json, .cue or .jsonnet), and filename is
 // what errors point into. Jsonnet imports resolve relative to filename.
 func Parse(filename string, src []byte) (*Fleet, error) {
-	if isolator != nil {
+	if isolator != nil && !Plain(filename, src) {
 		return isolator.Parse(filename, src)
 	}
 	return ParseHere(filename, src)

@@ -49,12 +49,12 @@ type problems struct {
 	// pruned are the fields the schema rejected, when the rules judge
 	// the rest of a fleet that failed it: nothing is reported about them
 	// or about rules that would need them.
-	pruned [][]string
+	pruned *fieldSet
 }
 
 // add reports a problem with the value of a field.
 func (p *problems) add(f field, format string, args ...any) {
-	if under(f, p.pruned) {
+	if p.pruned.under(f) {
 		return
 	}
 	p.errs = append(p.errs, &Error{
@@ -77,7 +77,7 @@ func (p *problems) addKey(f field, format string, args ...any) {
 // known reports whether the schema accepted what the rules know about
 // the named clusters: their names, roles, networks and control planes.
 func (p *problems) known(names ...string) bool {
-	for _, q := range p.pruned {
+	for _, q := range p.pruned.paths() {
 		if len(q) < 3 && len(q) >= 1 && q[0] == "spec" {
 			return false // spec or spec.clusters itself
 		}
@@ -287,7 +287,7 @@ func checkIstio(f *Fleet, p *problems) {
 			}
 		}
 	} else {
-		if in.Version == "" && !under(field{"spec", "istio", "version"}, p.pruned) {
+		if in.Version == "" && !p.pruned.under(field{"spec", "istio", "version"}) {
 			p.add(field{"spec", "istio"}, "field version is required: the Istio release every control plane runs (or spec.istio.revisions for several side by side)")
 		} else {
 			checkVersion(field{"spec", "istio", "version"}, in.Version, p)

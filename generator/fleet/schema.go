@@ -19,7 +19,7 @@ import (
 // the document's chunks, decoded. When there are errors, it also returns
 // the data with every field that has one taken out (salvage) and those
 // fields' paths, so that the cross-cluster rules can still judge the rest.
-func validateSchema(ctx *cue.Context, doc *document) (v cue.Value, clusters map[string]*Cluster, salvage any, pruned [][]string, errs Errors) {
+func validateSchema(ctx *cue.Context, doc *document) (v cue.Value, clusters map[string]*Cluster, salvage any, pruned *fieldSet, errs Errors) {
 	schema := ctx.CompileBytes(schemas.MeshFleet, cue.Filename(schemas.Filename))
 	if err := schema.Err(); err != nil {
 		panic(fmt.Sprintf("embedded schema does not compile: %v", err)) // a build bug
@@ -36,17 +36,18 @@ func validateSchema(ctx *cue.Context, doc *document) (v cue.Value, clusters map[
 	if !ok {
 		return v, nil, nil, nil, errs
 	}
+	pruned = &fieldSet{}
 	fresh := errs
 	for round := 0; round < 8 && len(fresh) > 0; round++ {
 		for _, e := range fresh {
-			pruned = append(pruned, e.labels)
+			pruned.add(e.labels)
 			salvage = without(salvage, e.labels)
 		}
 		main, chunks := splitValue(ctx, salvage)
 		_, _, again := validateValues(ctx, schema, doc.filename, locate, main, chunks)
 		fresh = nil
 		for _, e := range again {
-			if !under(e.labels, pruned) {
+			if !pruned.under(e.labels) {
 				fresh = append(fresh, e)
 			}
 		}
@@ -141,13 +142,53 @@ func without(x any, path []string) any {
 }
 
 // under reports whether path is one of paths or inside one of them.
-func under(path []string, paths [][]string) bool {
-	for _, p := range paths {
-		if len(path) >= len(p) && slices.Equal(path[:len(p)], p) {
+// fieldSet is a set of field paths that answers, in the length of a
+// path, whether the path is one of them or lies under one: a file with
+// thousands of errors must not take thousands squared comparisons.
+type fieldSet struct {
+	list [][]string
+	keys map[string]bool
+}
+
+func (s *fieldSet) add(path []string) {
+	if s.keys == nil {
+		s.keys = map[string]bool{}
+	}
+	s.list = append(s.list, path)
+	s.keys[pathKey(path)] = true
+}
+
+// under reports whether path or one of its parents is in s.
+func (s *fieldSet) under(path []string) bool {
+	if s == nil || len(s.keys) == 0 {
+		return false
+	}
+	var k strings.Builder
+	for _, l := range path {
+		k.WriteString(strconv.Itoa(len(l)) + ":" + l)
+		if s.keys[k.String()] {
 			return true
 		}
 	}
 	return false
+}
+
+// paths lists the paths of s in the order they were added.
+func (s *fieldSet) paths() [][]string {
+	if s == nil {
+		return nil
+	}
+	return s.list
+}
+
+// pathKey is a path as one string, each label prefixed with its length
+// so that no two paths share a key.
+func pathKey(path []string) string {
+	var k strings.Builder
+	for _, l := range path {
+		k.WriteString(strconv.Itoa(len(l)) + ":" + l)
+	}
+	return k.String()
 }
 
 // convert turns CUE errors into Errors that point into the user's file,

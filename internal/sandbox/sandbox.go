@@ -1,5 +1,6 @@
 // Package sandbox evaluates untrusted input (fleet files and Jsonnet
-// extensions) in a child process of meshfleet itself, under a time limit
+// extensions; small plain YAML and JSON fleet files, see [fleet.Plain],
+// are parsed in-process) in a child process of meshfleet itself, under a time limit
 // and resource limits (address space, data segment, CPU time, Go stack):
 // Go cannot bound the memory or stack of a goroutine, and a Go stack
 // overflow or an out-of-memory condition is a fatal error that no recover
