@@ -69,7 +69,7 @@ func Owned(dir string) ([]string, error) {
 }
 
 func (o *Output) manifest() (manifest, error) {
-	b, err := o.read(Manifest)
+	b, err := o.cachedRead(Manifest)
 	if errors.Is(err, fs.ErrNotExist) {
 		return manifest{}, nil
 	} else if err != nil {
@@ -144,6 +144,7 @@ type Changes struct {
 // Symbolic links, named pipes, devices and other files that are not
 // regular are refused wherever meshfleet would read or write.
 func Compare(out *Output, fleet string, t Tree) (*Changes, error) {
+	defer func() { out.prefetch = nil }() // what it did not answer is stale
 	m, err := out.manifest()
 	if err != nil {
 		return nil, err
@@ -170,7 +171,7 @@ func Compare(out *Output, fleet string, t Tree) (*Changes, error) {
 	}
 	var conflicts []string
 	for _, p := range c.want.Paths() {
-		cur, err := out.read(p)
+		cur, err := out.cachedRead(p)
 		switch {
 		case err == nil && bytes.Equal(cur, c.want[p]):
 			if p != Manifest {
@@ -194,7 +195,7 @@ func Compare(out *Output, fleet string, t Tree) (*Changes, error) {
 		if _, keep := t[p]; keep {
 			continue
 		}
-		cur, err := out.read(p)
+		cur, err := out.cachedRead(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		} else if err != nil {

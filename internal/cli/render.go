@@ -45,15 +45,6 @@ func (o *outFlags) prepare(name string, io IO) (*fleet.Fleet, *overlays.Changes,
 	if o.quiet && o.verbose {
 		return nil, nil, nil, usagef("%s: -q and -v exclude each other", name)
 	}
-	f, err := fleet.Load(o.file)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	// Warnings print even with -q: they say the output may not be
-	// delivered at all.
-	for _, w := range deliveryWarnings(f, o.out) {
-		fmt.Fprintln(io.Err, w)
-	}
 	if err := fluxBootstrapAbove(o.out); err != nil {
 		return nil, nil, nil, err
 	}
@@ -64,6 +55,18 @@ func (o *outFlags) prepare(name string, io IO) (*fleet.Fleet, *overlays.Changes,
 	out, err := open(o.out)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	// The output directory is read while the fleet loads.
+	out.Prefetch()
+	f, err := fleet.Load(o.file)
+	if err != nil {
+		out.Close()
+		return nil, nil, nil, err
+	}
+	// Warnings print even with -q: they say the output may not be
+	// delivered at all.
+	for _, w := range deliveryWarnings(f, o.out) {
+		fmt.Fprintln(io.Err, w)
 	}
 	var progress func(done, total int)
 	if !o.quiet {
