@@ -4,7 +4,7 @@
 # fleet. For each fleet it prints the median wall time and CPU time (user
 # + sys) of BENCH_RUNS runs (default 5) and the peak RSS of those runs:
 #
-#   render      meshfleet render into an empty directory
+#   render      meshfleet render into a new directory
 #   cue         cue export of hack/bench/mesh.cue (one YAML stream, no
 #               validation, no files written); multi-primary fleets only
 #   cue/render  how many times longer cue export takes (wall)
@@ -44,25 +44,31 @@ go build -o "$tmp/meshfleet" .
 go -C hack/tools build -o "$tmp/cue" cuelang.org/go/cmd/cue
 go -C hack/tools build -o "$tmp/kustomize" sigs.k8s.io/kustomize/kustomize/v5
 
-# measure DIR CMD...: runs CMD $runs times, removing DIR (if not empty)
-# before each run, fails if CMD does, and prints "<median wall ms>
-# <median cpu ms> <max RSS MB> <median user ms> <median sys ms>" (cpu,
-# RSS, user and sys are - without GNU time).
+# measure DIR CMD...: runs CMD $runs times, fails if CMD does, and prints
+# "<median wall ms> <median cpu ms> <max RSS MB> <median user ms> <median
+# sys ms>" (cpu, RSS, user and sys are - without GNU time). With DIR, each
+# run has @OUT@ in CMD replaced by a directory that does not exist yet,
+# DIR.<run>. Nothing is deleted before the script ends: on ext4 without a
+# journal (as on these machines) creating files is several times slower
+# for a minute or more after files were deleted (the inode allocator
+# skips recently deleted inodes, find_inode_bit/recently_deleted), which
+# would time the last deletion rather than render or cp.
 measure() {
 	local dir=$1 i t0 t1 walls=() cpus=() users=() syss=() maxrss=0 u s rss
 	shift
+	local cmd=("$@")
 	for ((i = 0; i < runs; i++)); do
-		[[ -z $dir ]] || rm -rf "$dir"
+		[[ -z $dir ]] || cmd=("${@//@OUT@/$dir.$i}")
 		t0=${EPOCHREALTIME//[.,]/}
 		if [[ -n $gnutime ]]; then
-			"$gnutime" -f '%U %S %M' -o "$tmp/time" "$@" >"$tmp/stdout" 2>"$tmp/stderr" || failed "$@"
+			"$gnutime" -f '%U %S %M' -o "$tmp/time" "${cmd[@]}" >"$tmp/stdout" 2>"$tmp/stderr" || failed "${cmd[@]}"
 			read -r u s rss < <(tail -n 1 "$tmp/time")
 			cpus+=($(awk -v u="$u" -v s="$s" 'BEGIN { printf "%d", (u + s) * 1000 }'))
 			users+=($(awk -v u="$u" 'BEGIN { printf "%d", u * 1000 }'))
 			syss+=($(awk -v s="$s" 'BEGIN { printf "%d", s * 1000 }'))
 			((rss > maxrss)) && maxrss=$rss
 		else
-			"$@" >"$tmp/stdout" 2>"$tmp/stderr" || failed "$@"
+			"${cmd[@]}" >"$tmp/stdout" 2>"$tmp/stderr" || failed "${cmd[@]}"
 		fi
 		t1=${EPOCHREALTIME//[.,]/}
 		walls+=($(((t1 - t0) / 1000)))
@@ -102,13 +108,11 @@ for fleet in $fleets; do
 	f=$tmp/$layout-$n.yaml
 	go run ./hack/genfleet -n "$n" -layout "$layout" >"$f"
 
-	new=$(measure "$tmp/new" "$tmp/meshfleet" render -f "$f" -o "$tmp/new")
-	rm -rf "$tmp/new"
-	"$tmp/meshfleet" render -f "$f" -o "$tmp/same" >/dev/null
-	bytes=$(find "$tmp/same" -type f ! -name .meshfleet-files -printf '%s\n' | awk '{ s += $1 } END { print s }')
+	new=$(measure "$tmp/new-$layout-$n" "$tmp/meshfleet" render -f "$f" -o @OUT@)
+	tree=$tmp/new-$layout-$n.0
+	bytes=$(find "$tree" -type f ! -name .meshfleet-files -printf '%s\n' | awk '{ s += $1 } END { print s }')
 	mb=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }')
-	cp=$(measure "$tmp/copy" cp -r "$tmp/same" "$tmp/copy")
-	rm -rf "$tmp/copy"
+	cp=$(measure "$tmp/copy-$layout-$n" cp -r "$tree" @OUT@)
 	cue="n/a" cueratio="n/a"
 	if ((n <= cuemax)) && "$tmp/cue" export hack/bench/mesh.cue "$f" -e rendered --out yaml >/dev/null 2>&1; then
 		cuem=$(measure "" "$tmp/cue" export hack/bench/mesh.cue "$f" -e rendered --out yaml)
@@ -120,16 +124,15 @@ for fleet in $fleets; do
 	slope=$(awk -v c="$newcpu" -v m="$mb" 'BEGIN { if (c == "-") print "-"; else printf "%.0f", c / m }')
 	printf '%-34s %10s %-32s %-32s %10s %-22s %9s %6s\n' "$layout/$n" "$mb" "$(cell "$new")" "$cue" "$cueratio" "$(cell "$cp")" "$cpratio" "$slope"
 
-	same=$(measure "" "$tmp/meshfleet" render -f "$f" -o "$tmp/same")
+	same=$(measure "" "$tmp/meshfleet" render -f "$f" -o "$tree")
 	grep -q ' 0 files written, 0 removed' "$tmp/stdout" || { echo "second render changed files: $(<"$tmp/stdout")" >&2; exit 1; }
-	check=$(measure "" "$tmp/meshfleet" check -f "$f" -o "$tmp/same")
+	check=$(measure "" "$tmp/meshfleet" check -f "$f" -o "$tree")
 	sed 's/^spec:$/spec:\n  installer: sail/' "$f" >"$tmp/sail.yaml"
 	cmp=$(cd "$tmp" && measure "" "$tmp/meshfleet" cmp -f sail.yaml --cluster cluster-000)
 	grep -q '^kind: Namespace$' "$tmp/stdout" || { echo "cmp printed no manifests: $(head -c 2000 "$tmp/stderr")" >&2; exit 1; }
 	validate=$(measure "" "$tmp/meshfleet" validate -f "$f")
-	kust=$(measure "" "$tmp/kustomize" build "$tmp/same/clusters/cluster-000")
+	kust=$(measure "" "$tmp/kustomize" build "$tree/clusters/cluster-000")
 	summary+=("$(printf '%-34s %-32s %-32s %-32s %-32s %s' "$layout/$n" "$(cell "$same")" "$(cell "$check")" "$(cell "$cmp")" "$(cell "$validate")" "$(cell "$kust")")")
-	rm -rf "$tmp/same"
 done
 echo
 printf '%-34s %-32s %-32s %-32s %-32s %s\n' fleet "render (same)" check "cmp cluster-000" validate "kustomize build cluster-000"

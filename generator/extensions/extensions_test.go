@@ -232,3 +232,31 @@ func TestApplyPatchesHelmReleases(t *testing.T) {
 		}
 	}
 }
+
+// The plan shares one remote secret among the clusters that read its
+// cluster: a patch for one cluster must not reach the others' copies.
+func TestPatchOfASharedObjectStaysInItsCluster(t *testing.T) {
+	three := strings.Replace(fleetYAML, "    b: {role: primary", "    c: {role: primary, network: n1, apiServer: \"https://c.example.net\"}\n    b: {role: primary", 1)
+	p, err := plan(t, `
+function(cluster, role, network, mesh) {
+  patches: if cluster == 'a' then [
+    { target: { kind: 'Secret', name: 'istio-remote-secret-c' }, patch: { metadata: { labels: { patched: cluster } } } },
+  ] else [],
+}`, map[string]string{"fleet/fleet.yaml": three})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range p.Clusters {
+		if c.Name == "c" {
+			continue
+		}
+		s := find(c, "Secret", "istio-remote-secret-c")
+		if s == nil {
+			t.Fatalf("cluster %s has no remote secret of c", c.Name)
+		}
+		got, want := s["metadata"].(map[string]any)["labels"].(map[string]any)["patched"], map[string]any{"a": "a", "b": nil}[c.Name]
+		if got != want {
+			t.Errorf("cluster %s: label patched = %v, want %v", c.Name, got, want)
+		}
+	}
+}

@@ -145,6 +145,10 @@ type Plan struct {
 	Fleet    *fleet.Fleet
 	Bases    []Base
 	Clusters []Cluster
+	// Shared are objects that several clusters' files hold, the same
+	// map each time, such as a cluster's remote secret in every cluster
+	// that reads it: written and checked once.
+	Shared []Object
 }
 
 // Build plans every cluster of f and lays the plan out with the fleet's
@@ -157,14 +161,15 @@ func Build(f *fleet.Fleet) *Plan {
 func Lay(pl *plan.Plan, in plan.Installer) *Plan {
 	f := pl.Fleet
 	p := &Plan{Fleet: f, Clusters: make([]Cluster, len(pl.Clusters))}
-	// Clusters are laid out independently, one worker per CPU: at 1,000
-	// clusters this is a quarter of a second of remote-secret objects.
+	secrets := sharedRemoteSecrets(f, pl)
+	p.Shared = secrets.list
+	// Clusters are laid out independently, one worker per CPU.
 	next := atomic.Int64{}
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(pl.Clusters)) {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < len(pl.Clusters); i = int(next.Add(1) - 1) {
-				p.Clusters[i] = layCluster(f, &pl.Clusters[i], in)
+				p.Clusters[i] = layCluster(f, &pl.Clusters[i], in, secrets)
 			}
 		})
 	}
@@ -255,7 +260,33 @@ func (s stages) put(pc *Cluster, stage string, out plan.Output) {
 	pc.Istioctl = append(pc.Istioctl, out.Istioctl...)
 }
 
-func layCluster(f *fleet.Fleet, c *plan.Cluster, in plan.Installer) Cluster {
+// remoteSecrets holds one remote secret per cluster read and namespace it
+// is read into, by those two names. Every cluster that reads cluster X
+// holds the same object: the secrets are most of a large mesh's output
+// (n×(n-1) in a multi-primary mesh of n clusters), while the distinct
+// ones grow with n. Planned objects are never changed in place (an
+// extension's patch replaces the object it patches), so sharing them is
+// safe, and layout writes and checks a shared object once.
+type remoteSecrets struct {
+	by   map[[2]string]Object
+	list []Object // in the order first read
+}
+
+func sharedRemoteSecrets(f *fleet.Fleet, pl *plan.Plan) remoteSecrets {
+	rs := remoteSecrets{by: map[[2]string]Object{}}
+	for i := range pl.Clusters {
+		c := &pl.Clusters[i]
+		for _, other := range c.Reads {
+			if k := [2]string{other.Name, c.Namespace()}; rs.by[k] == nil {
+				rs.by[k] = remoteSecret(f, other, k[1])
+				rs.list = append(rs.list, rs.by[k])
+			}
+		}
+	}
+	return rs
+}
+
+func layCluster(f *fleet.Fleet, c *plan.Cluster, in plan.Installer, shared remoteSecrets) Cluster {
 	pc := Cluster{Cluster: c.Cluster, Needs: c}
 	s := stages{}
 	var namespaces []Object
@@ -300,7 +331,7 @@ func layCluster(f *fleet.Fleet, c *plan.Cluster, in plan.Installer) Cluster {
 	}
 	var secrets []Object
 	for _, other := range c.Reads {
-		secrets = append(secrets, remoteSecret(f, other, c.Namespace()))
+		secrets = append(secrets, shared.by[[2]string{other.Name, c.Namespace()}])
 	}
 	s.add(StageRemoteSecrets, "remote-secrets.yaml", secrets...)
 	for _, name := range Stages {
