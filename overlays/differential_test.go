@@ -73,12 +73,13 @@ func checkTree(t *testing.T, tree Tree, st *diffStats, roots ...string) {
 	if len(roots) == 0 {
 		roots = Roots(tree)
 	}
+	docs := newDocCache() // shared by the roots, as in verify
 	for _, root := range roots {
 		cmd := exec.Command(bin, "build", filepath.Join(dir, filepath.FromSlash(root)))
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		cliErr := cmd.Run()
-		objs, fast := fastBuild(tree, root)
+		objs, fast := fastBuild(tree, root, docs)
 		verifyErr := Verify(tree, []string{root})
 		st.mu.Lock()
 		st.roots++
@@ -519,4 +520,34 @@ func TestParseStreamMatchesYAMLv3(t *testing.T) {
 		}
 	}
 	t.Logf("%d files, %d accepted by the fast reader", len(files), accepted)
+}
+
+// A document two overlays hold is read once; the annotations one
+// overlay sets must not reach the other's object.
+func TestSharedDocumentsKeepTheirOverlaysApart(t *testing.T) {
+	doc := "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: a\n"
+	tree := Tree{
+		"one/kustomization.yaml": []byte("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\ncommonAnnotations:\n  wave: \"1\"\nresources:\n- x.yaml\n"),
+		"one/x.yaml":             []byte("# one\n" + doc),
+		"two/kustomization.yaml": []byte("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- x.yaml\n"),
+		"two/x.yaml":             []byte("# two\n" + doc),
+	}
+	docs := newDocCache()
+	for _, c := range []struct{ root, want string }{
+		{"one", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  annotations:\n    wave: \"1\"\n  name: x\n  namespace: a\n"},
+		{"two", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: a\n"},
+		{"one", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  annotations:\n    wave: \"1\"\n  name: x\n  namespace: a\n"},
+	} {
+		objs, ok := fastBuild(tree, c.root, docs)
+		if !ok {
+			t.Fatalf("%s: fastBuild declined", c.root)
+		}
+		got, err := asYAML(objs)
+		if err != nil || string(got) != c.want {
+			t.Errorf("%s:\n%s\nwant:\n%s (%v)", c.root, got, c.want, err)
+		}
+	}
+	if len(docs.m) != 1 {
+		t.Errorf("%d documents cached, want 1", len(docs.m))
+	}
 }

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"math"
 	"path"
 	"slices"
 	"strings"
+	"sync"
 
 	yaml "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/kustomize/kyaml/resid"
@@ -50,8 +52,8 @@ type object struct {
 
 // fastBuild builds the overlay in dir of t; ok is false when the overlay
 // needs kustomize itself.
-func fastBuild(t Tree, dir string) (objs []*object, ok bool) {
-	objs, ok = accumulate(t, dir, nil)
+func fastBuild(t Tree, dir string, docs *docCache) (objs []*object, ok bool) {
+	objs, ok = accumulate(t, dir, nil, docs)
 	if !ok {
 		return nil, false
 	}
@@ -142,7 +144,7 @@ var templated = map[string]bool{"ReplicationController": true, "Deployment": tru
 
 // accumulate loads the kustomization in dir, which chain (the
 // kustomizations that led here) must not contain or lie below.
-func accumulate(t Tree, dir string, chain []string) ([]*object, bool) {
+func accumulate(t Tree, dir string, chain []string, docs *docCache) ([]*object, bool) {
 	for _, other := range []string{"kustomization.yml", "Kustomization"} {
 		if _, ok := t[path.Join(dir, other)]; ok {
 			return nil, false
@@ -178,7 +180,7 @@ func accumulate(t Tree, dir string, chain []string) ([]*object, bool) {
 			if !strings.HasPrefix(p, dir+"/") {
 				return nil, false // kustomize: "security; file ... is not in or below ..."
 			}
-			loaded, ok := loadFile(b)
+			loaded, ok := loadFile(b, docs)
 			if !ok {
 				return nil, false
 			}
@@ -193,7 +195,7 @@ func accumulate(t Tree, dir string, chain []string) ([]*object, bool) {
 				return nil, false // kustomize: "cycle detected"
 			}
 		}
-		sub, ok := accumulate(t, p, chain)
+		sub, ok := accumulate(t, p, chain, docs)
 		if !ok {
 			return nil, false
 		}
@@ -209,9 +211,11 @@ func accumulate(t Tree, dir string, chain []string) ([]*object, bool) {
 				return nil, false
 			}
 			for _, p := range paths {
-				if !annotate(o.m, p, k.CommonAnnotations) {
+				m, ok := annotated(o.m, append(p, "annotations"), k.CommonAnnotations)
+				if !ok {
 					return nil, false
 				}
+				o.m = m
 			}
 		}
 	}
@@ -223,28 +227,34 @@ func accumulate(t Tree, dir string, chain []string) ([]*object, bool) {
 // created when missing); the others it leaves to kustomize.
 var podTemplated = map[string]bool{"Deployment": true, "ReplicaSet": true, "DaemonSet": true, "StatefulSet": true, "Job": true}
 
-// annotate sets annotations on the metadata at path in m, creating the
-// maps on the way; it declines what is there but is not a map.
-func annotate(m map[string]any, path []string, annotations map[string]any) bool {
-	for _, label := range append(path, "annotations") {
-		switch next := m[label].(type) {
-		case map[string]any:
-			m = next
-		case nil:
-			if _, present := m[label]; present {
-				return false // an explicit null: leave it to kustomize
-			}
-			created := map[string]any{}
-			m[label] = created
-			m = created
-		default:
-			return false
+// annotated returns m with the annotations set in the map at path,
+// created where missing; it declines what is there but is not a map. The
+// maps on the way are copied, not changed: a document's object is shared
+// by every overlay that holds the document.
+func annotated(m map[string]any, path []string, annotations map[string]any) (map[string]any, bool) {
+	out := make(map[string]any, len(m)+len(annotations))
+	maps.Copy(out, m)
+	if len(path) == 0 {
+		maps.Copy(out, annotations)
+		return out, true
+	}
+	var next map[string]any
+	switch v := m[path[0]].(type) {
+	case map[string]any:
+		next = v
+	case nil:
+		if _, present := m[path[0]]; present {
+			return nil, false // an explicit null: leave it to kustomize
 		}
+	default:
+		return nil, false
 	}
-	for key, v := range annotations {
-		m[key] = v
+	sub, ok := annotated(next, path[1:], annotations)
+	if !ok {
+		return nil, false
 	}
-	return true
+	out[path[0]] = sub
+	return out, true
 }
 
 // internalKey reports annotations kustomize sets, reads or removes
@@ -254,18 +264,20 @@ func internalKey(k string) bool {
 	return strings.Contains(k, "config.kubernetes.io/") || strings.Contains(k, "config.k8s.io/")
 }
 
-// loadFile reads the objects of a YAML file: with the fast reader when
-// the file is in the writer's grammar, else with yaml.v3, the library
-// kustomize reads it with, refusing what kyaml treats specially.
-func loadFile(b []byte) ([]*object, bool) {
-	docs, ok := parseStream(b)
-	if !ok {
-		if docs, ok = decodeStream(b); !ok {
-			return nil, false
-		}
+// loadFile reads the objects of a YAML file: document by document with
+// the fast reader when the file is in the writer's grammar, else with
+// yaml.v3, the library kustomize reads it with, refusing what kyaml
+// treats specially.
+func loadFile(b []byte, docs *docCache) ([]*object, bool) {
+	if objs, ok := docs.stream(b); ok {
+		return objs, true
 	}
-	objs := make([]*object, 0, len(docs))
-	for _, m := range docs {
+	ms, ok := decodeStream(b)
+	if !ok {
+		return nil, false
+	}
+	objs := make([]*object, 0, len(ms))
+	for _, m := range ms {
 		o, ok := accept(m)
 		if !ok {
 			return nil, false
@@ -273,6 +285,75 @@ func loadFile(b []byte) ([]*object, bool) {
 		objs = append(objs, o)
 	}
 	return objs, true
+}
+
+// docCache holds the objects of the documents read so far, by the
+// document's bytes, for one verification: each distinct document is read
+// once, however many overlays hold it (a remote secret is in every
+// cluster that reads its cluster). A nil docCache reads every time.
+type docCache struct {
+	mu sync.Mutex
+	m  map[string]*object // nil for a document the fast reader declined
+}
+
+func newDocCache() *docCache { return &docCache{m: map[string]*object{}} }
+
+// stream reads a file in the writer's grammar, comment lines and then
+// documents each starting with a "---" line, into objects; ok is false
+// when a document is outside the fast reader's grammar.
+func (c *docCache) stream(b []byte) ([]*object, bool) {
+	i := 0
+	for i < len(b) && b[i] == '#' {
+		n := bytes.IndexByte(b[i:], '\n')
+		if n < 0 {
+			return nil, false
+		}
+		i += n + 1
+	}
+	var objs []*object
+	for i < len(b) {
+		if !bytes.HasPrefix(b[i:], []byte("---\n")) {
+			return nil, false
+		}
+		end := len(b)
+		if n := bytes.Index(b[i+3:], []byte("\n---\n")); n >= 0 {
+			end = i + 3 + n + 1
+		}
+		o, ok := c.object(b[i:end])
+		if !ok {
+			return nil, false
+		}
+		objs = append(objs, o)
+		i = end
+	}
+	return objs, true
+}
+
+// object reads one document ("---" and a mapping) into a fresh object;
+// the map it holds is shared and must not be changed.
+func (c *docCache) object(doc []byte) (*object, bool) {
+	var known *object
+	cached := false
+	if c != nil {
+		c.mu.Lock()
+		known, cached = c.m[string(doc)]
+		c.mu.Unlock()
+	}
+	if !cached {
+		if ms, ok := parseStream(doc); ok && len(ms) == 1 {
+			known, _ = accept(ms[0])
+		}
+		if c != nil {
+			c.mu.Lock()
+			c.m[string(doc)] = known
+			c.mu.Unlock()
+		}
+	}
+	if known == nil {
+		return nil, false
+	}
+	o := *known
+	return &o, true
 }
 
 func decodeStream(b []byte) ([]map[string]any, bool) {

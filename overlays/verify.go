@@ -23,6 +23,7 @@ func Verify(t Tree, dirs []string) error { return verify(t, dirs, nil) }
 // with the number done.
 func verify(t Tree, dirs []string, progress func(done, total int)) error {
 	var kfs krustyFS
+	docs := newDocCache()
 	errs := make([]error, len(dirs))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -31,7 +32,7 @@ func verify(t Tree, dirs []string, progress func(done, total int)) error {
 	for range min(runtime.GOMAXPROCS(0), len(dirs)) {
 		wg.Go(func() {
 			for i := range work {
-				if objs, ok := fastBuild(t, dirs[i]); ok {
+				if objs, ok := fastBuild(t, dirs[i], docs); ok {
 					errs[i] = checkNamespaces(dirs[i], objs)
 				} else if fs, err := kfs.get(t); err != nil {
 					errs[i] = err
@@ -71,7 +72,7 @@ func (k *krustyFS) get(t Tree) (filesys.FileSystem, error) {
 // Build builds the overlay in dir of t and returns its manifests as a
 // YAML stream, as `kustomize build` prints them.
 func Build(t Tree, dir string) ([]byte, error) {
-	if objs, ok := fastBuild(t, dir); ok {
+	if objs, ok := fastBuild(t, dir, nil); ok {
 		if err := checkNamespaces(dir, objs); err != nil {
 			return nil, err
 		}
