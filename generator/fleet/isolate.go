@@ -38,15 +38,15 @@ func Indexed(f *Fleet, dir string) *Fleet {
 
 // Limits of a plain document, which is parsed in this process.
 const (
-	plainSize   = 64 << 10 // bytes: about 300 clusters in YAML
-	plainDepth  = 32       // nesting; a fleet needs about 8
-	plainDigits = 32       // bytes of an unquoted scalar that may be a number
+	plainSize   = 256 << 10 // bytes: about 1,700 clusters in YAML
+	plainDepth  = 32        // nesting; a fleet needs about 8
+	plainDigits = 32        // bytes of an unquoted scalar that may be a number
 )
 
 // Plain reports whether src, the fleet file filename, is a plain YAML or
 // JSON document, which [Parse] evaluates in this process even with an
 // [Isolator]: starting the isolated process would cost more than the
-// evaluation. A plain document is at most 64 KiB and one YAML document
+// evaluation. A plain document is at most 256 KiB and one YAML document
 // nested at most 32 deep, with no anchors, aliases or tags and no
 // unquoted scalar that may be a number with an exponent or of more than
 // 32 bytes: what makes an

@@ -52,7 +52,7 @@ func TestPlain(t *testing.T) {
 		{"a number-like word with e", "f.yaml", plainFleet + "    b: {name: 1e5x}\n", false},
 		{"nested 32 deep", "f.yaml", "a: " + nest(31) + "\n", true},
 		{"nested 33 deep", "f.yaml", "a: " + nest(32) + "\n", false},
-		{"over 64 KiB", "f.yaml", plainFleet + "# " + strings.Repeat("x", 64<<10) + "\n", false},
+		{"over 256 KiB", "f.yaml", plainFleet + "# " + strings.Repeat("x", 256<<10) + "\n", false},
 		{"two documents", "f.yaml", plainFleet + "---\na: 1\n", false},
 		{"syntax error", "f.yaml", "a: [\n", false},
 		{"empty", "f.yaml", "", false},
