@@ -212,11 +212,8 @@ func (s *stage) place(m move) error {
 	return s.rename(m.tmp, m.target)
 }
 
-// abort removes StagingDir with whatever is still in it.
-func (s *stage) abort() { s.done() }
-
-// done removes StagingDir, which holds nothing once everything staged is
-// in place.
+// done removes StagingDir with whatever is still in it: nothing once
+// everything staged is in place, everything after a failure.
 func (s *stage) done() {
 	for _, d := range s.fresh {
 		d.root.Close()

@@ -405,7 +405,7 @@ func (c *Changes) Apply() (Result, error) {
 
 	st := &stage{out: o}
 	if err := st.prepare(c, interrupted); err != nil {
-		st.abort()
+		st.done()
 		return res, err
 	}
 
@@ -425,13 +425,13 @@ func (c *Changes) Apply() (Result, error) {
 	if grows {
 		slices.Sort(union)
 		if err := st.install(Manifest, manifestOf(c.fleet, slices.Compact(union))); err != nil {
-			st.abort()
+			st.done()
 			return res, err
 		}
 	}
 	for _, m := range st.moves {
 		if err := place(st, m); err != nil {
-			st.abort()
+			st.done()
 			return res, fmt.Errorf("%s; the directory is half written and its manifest names every file meshfleet wrote: run meshfleet render again once this is fixed", o.pathErr(m.target, err))
 		}
 		res.Written += m.files
@@ -459,7 +459,7 @@ func (c *Changes) Apply() (Result, error) {
 	}
 	if grows || len(failed) > 0 || slices.Contains(c.changed, Manifest) {
 		if err := st.install(Manifest, final); err != nil {
-			st.abort()
+			st.done()
 			return res, err
 		}
 	}

@@ -138,7 +138,7 @@ func TestStageMovesNewTreesWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = st.place(st.moves[2])
-	st.abort()
+	st.done()
 	if err == nil || !strings.Contains(err.Error(), "appeared while meshfleet was writing") {
 		t.Errorf("place onto a new directory: %v", err)
 	}
