@@ -421,10 +421,11 @@ func (c *Changes) Apply() (Result, error) {
 			union = append(union, p)
 		}
 	}
-	grows := len(union) > len(c.owned)
-	if grows {
+	var installed []byte // the manifest on disk, if Apply wrote it
+	if len(union) > len(c.owned) {
 		slices.Sort(union)
-		if err := st.install(Manifest, manifestOf(c.fleet, slices.Compact(union))); err != nil {
+		installed = manifestOf(c.fleet, slices.Compact(union))
+		if err := st.install(Manifest, installed); err != nil {
 			st.done()
 			return res, err
 		}
@@ -457,7 +458,9 @@ func (c *Changes) Apply() (Result, error) {
 	if len(failed) > 0 {
 		final = manifestOf(c.fleet, slices.Sorted(slices.Values(slices.Concat(c.want.Paths(), failed))))
 	}
-	if grows || len(failed) > 0 || slices.Contains(c.changed, Manifest) {
+	// The manifest of the old and new files is the final one when
+	// nothing was removed, as in a render into a new directory.
+	if (installed != nil || len(failed) > 0 || slices.Contains(c.changed, Manifest)) && !bytes.Equal(installed, final) {
 		if err := st.install(Manifest, final); err != nil {
 			st.done()
 			return res, err
