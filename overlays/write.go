@@ -353,11 +353,11 @@ var errInterrupted = errors.New("interrupted; the output directory was not chang
 
 // Apply writes the changes:
 //
-//  1. Every new or changed file is written into StagingDir: a file
-//     whose directory exists on its own, the files of a directory that
-//     does not exist yet in a copy of that whole new directory tree. Any
-//     failure or interrupt up to here takes everything back: the
-//     directory is as it was.
+//  1. Every new or changed file is written into StagingDir: one bound
+//     for an existing directory on its own, the files of a directory that
+//     does not exist yet inside a staged copy of that whole new directory
+//     tree. Any failure or interrupt up to here takes everything back:
+//     the directory is as it was.
 //  2. If the tree adds files, the manifest is first replaced by one that
 //     lists the old and the new files, so that whatever happens next, no
 //     file meshfleet writes is ever unrecorded.
