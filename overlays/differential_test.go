@@ -485,6 +485,9 @@ func TestParseStreamMatchesYAMLv3(t *testing.T) {
 		for range 1 + r.IntN(3) {
 			b.WriteString("---\n")
 			m := map[string]any{"kind": "X", "apiVersion": "v1"}
+			if r.IntN(2) == 0 {
+				m["metadata"] = map[string]any{"name": "n"} // so that accept, after the reader, takes it
+			}
 			for range r.IntN(5) {
 				m[tricky[r.IntN(len(tricky))]] = randomValue(r, 0)
 			}
@@ -494,7 +497,20 @@ func TestParseStreamMatchesYAMLv3(t *testing.T) {
 		}
 		files = append(files, b.Bytes())
 	}
-	accepted := 0
+	yamlv3 := func(b []byte) []map[string]any {
+		var want []map[string]any
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		for {
+			var m map[string]any
+			if err := dec.Decode(&m); err == io.EOF {
+				return want
+			} else if err != nil {
+				t.Fatalf("the fast reader accepts what yaml.v3 rejects (%v):\n%s", err, b)
+			}
+			want = append(want, m)
+		}
+	}
+	accepted, streamed := 0, 0
 	for i, b := range files {
 		got, ok := parseStream(b)
 		if !ok {
@@ -504,22 +520,28 @@ func TestParseStreamMatchesYAMLv3(t *testing.T) {
 			continue
 		}
 		accepted++
-		var want []map[string]any
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		for {
-			var m map[string]any
-			if err := dec.Decode(&m); err == io.EOF {
-				break
-			} else if err != nil {
-				t.Fatalf("the fast reader accepts what yaml.v3 rejects (%v):\n%s", err, b)
-			}
-			want = append(want, m)
-		}
+		want := yamlv3(b)
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("the fast reader reads\n%#v\nyaml.v3 reads\n%#v\nfrom\n%s", got, want, b)
 		}
+		// What verification runs: document by document, through a cache.
+		objs, ok := newDocCache().stream(b)
+		if !ok {
+			if i < examples {
+				t.Errorf("the document reader declines a file meshfleet wrote:\n%s", b)
+			}
+			continue
+		}
+		streamed++
+		var ms []map[string]any
+		for _, o := range objs {
+			ms = append(ms, o.m)
+		}
+		if !reflect.DeepEqual(ms, want) {
+			t.Errorf("the document reader reads\n%#v\nyaml.v3 reads\n%#v\nfrom\n%s", ms, want, b)
+		}
 	}
-	t.Logf("%d files, %d accepted by the fast reader", len(files), accepted)
+	t.Logf("%d files, %d accepted by the fast reader, %d by the document reader", len(files), accepted, streamed)
 }
 
 // A document two overlays hold is read once; the annotations one
@@ -549,5 +571,19 @@ func TestSharedDocumentsKeepTheirOverlaysApart(t *testing.T) {
 	}
 	if len(docs.m) != 1 {
 		t.Errorf("%d documents cached, want 1", len(docs.m))
+	}
+}
+
+// A comment line with a character yaml.v3 takes for a line break is not
+// skipped as a comment by the fast reader.
+func TestFastReaderChecksCommentLines(t *testing.T) {
+	doc := "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: a\n"
+	for _, header := range []string{"# a\u0085b: c\n", "# a\u2028b: c\n", "# a\x1bb\n"} {
+		if _, ok := newDocCache().stream([]byte(header + doc)); ok {
+			t.Errorf("%q: read as a comment", header)
+		}
+	}
+	if _, ok := newDocCache().stream([]byte("# plain comment\n" + doc)); !ok {
+		t.Error("a plain comment line declined")
 	}
 }

@@ -310,6 +310,9 @@ func (c *docCache) stream(b []byte) ([]*object, bool) {
 		}
 		i += n + 1
 	}
+	if !printable(b[:i]) {
+		return nil, false // a NEL or LS would end a comment line early for yaml.v3
+	}
 	var objs []*object
 	for i < len(b) {
 		if !bytes.HasPrefix(b[i:], []byte("---\n")) {
