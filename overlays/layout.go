@@ -69,13 +69,18 @@ func encodeShared(objs []mesh.Object) map[uintptr]encoded {
 	var b bytes.Buffer
 	for _, o := range objs {
 		b.Reset()
-		err := noSecrets(o, clean)
-		if err == nil {
-			err = marshal(&b, o)
-		}
+		err := encode(&b, o, clean)
 		shared[identity(o)] = encoded{bytes.Clone(b.Bytes()), err}
 	}
 	return shared
+}
+
+// encode writes o as YAML into b, unless it holds secret material.
+func encode(b *bytes.Buffer, o mesh.Object, clean cleanStrings) error {
+	if err := noSecrets(o, clean); err != nil {
+		return err
+	}
+	return marshal(b, o)
 }
 
 // identity tells objects apart by their map, not their contents.
@@ -237,8 +242,8 @@ func (l *layout) file(name, comment string, objs []mesh.Object) {
 		if e, ok := l.shared[identity(o)]; ok {
 			b.Write(e.b)
 			err = e.err
-		} else if err = noSecrets(o, l.clean); err == nil {
-			err = marshal(b, o)
+		} else {
+			err = encode(b, o, l.clean)
 		}
 		if err != nil && l.err == nil {
 			l.err = fmt.Errorf("%s: %w", name, err)

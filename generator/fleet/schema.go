@@ -163,10 +163,8 @@ func (s *fieldSet) under(path []string) bool {
 	if s == nil || len(s.keys) == 0 {
 		return false
 	}
-	var k strings.Builder
-	for _, l := range path {
-		k.WriteString(strconv.Itoa(len(l)) + ":" + l)
-		if s.keys[k.String()] {
+	for i := range path {
+		if s.keys[pathKey(path[:i+1])] {
 			return true
 		}
 	}

@@ -136,6 +136,21 @@ func secretIn(s string) string {
 	return ""
 }
 
+// userinfoCredentials reports a URL in s whose userinfo holds a
+// password, or any userinfo in an http(s) or OCI URL.
+func userinfoCredentials(s string) string {
+	for _, m := range urlUserinfo.FindAllStringSubmatch(s, -1) {
+		scheme, info := strings.ToLower(m[1]), m[2]
+		if strings.Contains(info, ":") {
+			return "a URL with a password"
+		}
+		if scheme == "http" || scheme == "https" || scheme == "oci" {
+			return "a URL with credentials (userinfo)"
+		}
+	}
+	return ""
+}
+
 // URLCredentials reports whether a URL in s carries credentials: a
 // password in its userinfo, any userinfo in an http(s) URL (a token as the
 // user name), or a credential-like query parameter. A user name alone,
@@ -145,14 +160,8 @@ func URLCredentials(s string) string {
 	// a '?', '&' or ';' and a '='.
 	at := strings.Contains(s, "@")
 	if at {
-		for _, m := range urlUserinfo.FindAllStringSubmatch(s, -1) {
-			scheme, info := strings.ToLower(m[1]), m[2]
-			if strings.Contains(info, ":") {
-				return "a URL with a password"
-			}
-			if scheme == "http" || scheme == "https" || scheme == "oci" {
-				return "a URL with credentials (userinfo)"
-			}
+		if what := userinfoCredentials(s); what != "" {
+			return what
 		}
 	}
 	if strings.Contains(s, "://") && strings.ContainsAny(s, "?&;") && strings.Contains(s, "=") && tokenQuery.MatchString(s) {

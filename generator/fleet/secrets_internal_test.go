@@ -10,14 +10,8 @@ import (
 // unguardedSecretMaterial is SecretMaterial as the patterns alone define
 // it: every regular expression on every string, no guards.
 func unguardedSecretMaterial(s string) string {
-	for _, m := range urlUserinfo.FindAllStringSubmatch(s, -1) {
-		scheme, info := strings.ToLower(m[1]), m[2]
-		if strings.Contains(info, ":") {
-			return "a URL with a password"
-		}
-		if scheme == "http" || scheme == "https" || scheme == "oci" {
-			return "a URL with credentials (userinfo)"
-		}
+	if what := userinfoCredentials(s); what != "" {
+		return what
 	}
 	if strings.Contains(s, "://") && tokenQuery.MatchString(s) {
 		return "a URL with a credential-like query parameter"
